@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Shared set-up for the make targets: the Odoo source, the virtualenv, PostgreSQL and the
+# addons folder. Sourced, never run. Everything is found relative to this file or through
+# environment variables, so the same script runs on every machine and in CI.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODULE=account_bank_connection
+CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
+CACHE_DIR=${ABC_CACHE_DIR:-$CACHE_HOME/$MODULE}
+ODOO_SRC=${ODOO_SRC:-$CACHE_HOME/odoo-src/18.0}
+ODOO_ARCHIVE_URL=${ODOO_ARCHIVE_URL:-https://github.com/odoo/odoo/archive/refs/heads/18.0.tar.gz}
+PYTHON=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+mkdir -p "$CACHE_DIR"
+
+log() { printf '\033[1m[%s]\033[0m %s\n' "$MODULE" "$*" >&2; }
+die() { printf '\033[31m[%s] %s\033[0m\n' "$MODULE" "$*" >&2; exit 1; }
+
+# --- Odoo source ------------------------------------------------------------------
+ensure_odoo_src() {
+    if [ -f "$ODOO_SRC/odoo-bin" ]; then
+        return
+    fi
+    log "No Odoo 18.0 tree at $ODOO_SRC: downloading the official 18.0 source archive"
+    local tmp
+    tmp=$(mktemp -d)
+    if curl -fsSL --connect-timeout 15 --max-time 900 "$ODOO_ARCHIVE_URL" -o "$tmp/odoo.tar.gz" \
+        && mkdir -p "$ODOO_SRC" \
+        && tar -xzf "$tmp/odoo.tar.gz" -C "$ODOO_SRC" --strip-components=1; then
+        rm -rf "$tmp"
+        [ -f "$ODOO_SRC/odoo-bin" ] || die "The download did not contain odoo-bin."
+        return
+    fi
+    rm -rf "$tmp"
+    die "Could not find or download Odoo 18.0. Put an Odoo 18.0 source tree (the folder that holds odoo-bin) somewhere and run: export ODOO_SRC=/path/to/odoo-18.0   (or unpack it into $CACHE_HOME/odoo-src/18.0)"
+}
+
+# --- virtualenv ---------------------------------------------------------------------
+# One virtualenv per set of inputs (Python version, Odoo's requirements, ours), kept in
+# the cache so a fresh clone reuses it.
+ensure_venv() {
+    ensure_odoo_src
+    local key
+    key=$( {
+        "$PYTHON" -c 'import sys; print(sys.version)'
+        cat "$ODOO_SRC/requirements.txt" "$ROOT/requirements-dev.txt"
+        echo "recipe 1"
+    } | sha256sum | cut -c1-16)
+    VENV="$CACHE_DIR/venv-$key"
+    if [ ! -f "$VENV/.complete" ]; then
+        log "Creating the virtualenv $VENV (a few minutes, once)"
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
+        local reqs constraint
+        reqs=$(mktemp)
+        constraint=$(mktemp)
+        # python-ldap (auth_ldap only) needs LDAP headers and is not used by this addon.
+        grep -v -i '^python-ldap' "$ODOO_SRC/requirements.txt" >"$reqs"
+        # One old package still builds with pkg_resources (see docs).
+        echo 'setuptools<70' >"$constraint"
+        if [ -n "${PIP_CONSTRAINT:-}" ]; then
+            cat "$PIP_CONSTRAINT" >>"$constraint"
+        fi
+        "$VENV/bin/pip" install -q --upgrade 'pip<25' 'setuptools<70' wheel
+        PIP_CONSTRAINT="$constraint" "$VENV/bin/pip" install -q -r "$reqs" -r "$ROOT/requirements-dev.txt"
+        rm -f "$reqs" "$constraint"
+        touch "$VENV/.complete"
+    fi
+    export PATH="$VENV/bin:$PATH"
+    export PYTHONPATH="$ODOO_SRC${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+# --- addons path --------------------------------------------------------------------
+# Odoo derives a module's name from its folder; the repository root is the module, so it
+# is linked into a build folder under its real name.
+ensure_addons() {
+    ADDONS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/abc-addons.XXXXXX")
+    ln -s "$ROOT" "$ADDONS_DIR/$MODULE"
+    ADDONS_PATH="$ODOO_SRC/addons,$ODOO_SRC/odoo/addons,$ADDONS_DIR"
+    CLEANUP+=("rm -rf '$ADDONS_DIR'")
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------
+CLEANUP=()
+run_cleanup() {
+    local i
+    for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do
+        eval "${CLEANUP[$i]}" || true
+    done
+    CLEANUP=()
+}
+trap run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+pg_answers() {
+    command -v psql >/dev/null 2>&1 && psql -d postgres -Atqc 'select 1' >/dev/null 2>&1
+}
+
+find_pg_bin() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        [ -x "$d/pg_ctl" ] && PG_BIN="$d"
+    done
+    if [ -z "${PG_BIN:-}" ] && command -v pg_ctl >/dev/null 2>&1; then
+        PG_BIN=$(dirname "$(command -v pg_ctl)")
+    fi
+}
+
+as_pg_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# ensure_postgres [DATA_DIR]: with no argument a throw-away cluster in a temp folder.
+ensure_postgres() {
+    local data_dir=${1:-}
+    if [ -n "${PGHOST:-}${PGPORT:-}${PGUSER:-}" ] && pg_answers; then
+        log "Using the PostgreSQL server named by PG* (${PGHOST:-default}:${PGPORT:-5432})"
+        DB_ARGS=()
+        [ -n "${PGHOST:-}" ] && DB_ARGS+=(--db_host="$PGHOST")
+        [ -n "${PGPORT:-}" ] && DB_ARGS+=(--db_port="$PGPORT")
+        [ -n "${PGUSER:-}" ] && DB_ARGS+=(--db_user="$PGUSER")
+        [ -n "${PGPASSWORD:-}" ] && DB_ARGS+=(--db_password="$PGPASSWORD")
+        return
+    fi
+    PG_BIN=
+    find_pg_bin
+    if [ -z "$PG_BIN" ]; then
+        if [ "$(id -u)" = 0 ]; then
+            log "Installing PostgreSQL (Debian package)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+            find_pg_bin
+        fi
+        [ -n "$PG_BIN" ] || die "PostgreSQL is not installed. Install it (Debian: apt-get install postgresql) or set PGHOST/PGPORT/PGUSER to a running server."
+    fi
+    local tmp_cluster=0
+    if [ -z "$data_dir" ]; then
+        data_dir=$(mktemp -d "${TMPDIR:-/tmp}/abc-pg.XXXXXX")
+        tmp_cluster=1
+    fi
+    PG_SOCKET_DIR=$(mktemp -d "${TMPDIR:-/tmp}/abc-pgsock.XXXXXX")
+    chmod 755 "$data_dir" "$PG_SOCKET_DIR"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$data_dir" "$PG_SOCKET_DIR"
+        # The postgres user must be able to reach the folders.
+        chmod o+x "$(dirname "$data_dir")" "$(dirname "$PG_SOCKET_DIR")" 2>/dev/null || true
+    fi
+    if [ ! -f "$data_dir/PG_VERSION" ]; then
+        as_pg_owner "$PG_BIN/initdb" -D "$data_dir" -U odoo --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null \
+            || die "initdb failed in $data_dir"
+    fi
+    PG_PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    as_pg_owner "$PG_BIN/pg_ctl" -D "$data_dir" -l "$data_dir/server.log" -w -t 60 \
+        -o "-k $PG_SOCKET_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c full_page_writes=off -c synchronous_commit=off" \
+        start >/dev/null || { cat "$data_dir/server.log" >&2; die "PostgreSQL did not start"; }
+    if [ "$tmp_cluster" = 1 ]; then
+        CLEANUP+=("as_pg_owner '$PG_BIN/pg_ctl' -D '$data_dir' -m immediate stop >/dev/null 2>&1; rm -rf '$data_dir' '$PG_SOCKET_DIR'")
+    else
+        CLEANUP+=("as_pg_owner '$PG_BIN/pg_ctl' -D '$data_dir' -m fast stop >/dev/null 2>&1; rm -rf '$PG_SOCKET_DIR'")
+    fi
+    export PGHOST="$PG_SOCKET_DIR" PGPORT="$PG_PORT" PGUSER=odoo
+    DB_ARGS=(--db_host="$PGHOST" --db_port="$PGPORT" --db_user=odoo)
+    log "PostgreSQL started (private cluster, socket in $PG_SOCKET_DIR)"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+odoo_bin() {
+    python "$ODOO_SRC/odoo-bin" --addons-path="$ADDONS_PATH" "${DB_ARGS[@]}" "$@"
+}
+
+# --- Chromium for the browser tests ---------------------------------------------------
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 \
+        || command -v chromium-browser >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ]; then
+        log "Installing Chromium (Debian package) for the browser tests"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        die "Chromium is needed for the browser tests: apt-get install chromium"
+    fi
+}
+
+# write_odoo_conf FILE DATA_DIR DB: an Odoo configuration for this run.
+write_odoo_conf() {
+    mkdir -p "$2"
+    {
+        echo "[options]"
+        echo "addons_path = $ADDONS_PATH"
+        echo "data_dir = $2"
+        echo "db_name = $3"
+        echo "dbfilter = ^$3\$"
+        echo "db_host = ${PGHOST:-}"
+        echo "db_port = ${PGPORT:-}"
+        echo "db_user = ${PGUSER:-}"
+        echo "db_password = ${PGPASSWORD:-}"
+        echo "list_db = False"
+        echo "max_cron_threads = 0"
+    } >"$1"
+}
+
+# check_install_log LOG: no ERROR or WARNING line may come from our module.
+check_install_log() {
+    local bad
+    bad=$(grep -E '^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|WARNING|CRITICAL) ' "$1" \
+        | grep -E "$MODULE|account\.bank\.connection|bank_connect" || true)
+    if [ -n "$bad" ]; then
+        printf '%s\n' "$bad" >&2
+        die "The install log has errors or warnings from $MODULE."
+    fi
+    log "Install log is clean"
+}

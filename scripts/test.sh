@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make test: a fresh database on a private PostgreSQL, the module installed with a clean
+# log, the tests through pytest-odoo, then the browser tests through Odoo's own runner.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+ensure_venv
+ensure_addons
+ensure_postgres
+ensure_chromium
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/abc-test.XXXXXX")
+CLEANUP+=("rm -rf '$WORK'")
+DB=${TEST_DB:-abc_test_$$}
+write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
+
+log "Installing $MODULE into a fresh database $DB"
+dropdb --if-exists "$DB" >/dev/null 2>&1 || true
+odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" --without-demo=all \
+    --stop-after-init --log-level=info >"$WORK/install.log" 2>&1 \
+    || { tail -n 60 "$WORK/install.log" >&2; die "The module did not install."; }
+check_install_log "$WORK/install.log"
+
+log "Running the tests with pytest-odoo"
+pytest_rc=0
+PYTHONPATH="$ROOT/scripts:$PYTHONPATH" python -m pytest -p no:cacheprovider -p pytest_post_install --odoo-config="$WORK/odoo.conf" --odoo-database="$DB" \
+    "$ADDONS_DIR/$MODULE/tests" "$@" 2>&1 | tee "$WORK/pytest.log" || pytest_rc=$?
+pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$WORK/pytest.log" | tail -n 1)
+
+log "Running the browser tests (Odoo's runner, headless Chromium)"
+browser_rc=0
+odoo_bin -c "$WORK/odoo.conf" -d "$DB" --test-enable --test-tags="post_install/$MODULE" \
+    --http-port="$(free_port)" --stop-after-init --log-level=info >"$WORK/browser.log" 2>&1 \
+    || browser_rc=$?
+grep -E '(ERROR|FAIL|odoo.tests.stats|tests.result|Starting|running)' "$WORK/browser.log" \
+    | grep -v 'INFO .* module ' | tail -n 40 >&2 || true
+browser_counts=$(sed -nE 's/.*odoo.tests.result: ([0-9]+) failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1 \2 \3/p' "$WORK/browser.log" | tail -n 1)
+read -r b_failed b_errors b_run <<<"${browser_counts:-0 0 0}"
+if [ "$browser_rc" != 0 ] && [ "$b_failed" = 0 ] && [ "$b_errors" = 0 ]; then
+    tail -n 40 "$WORK/browser.log" >&2
+    b_errors=1
+fi
+
+p_passed=$(grep -oE '[0-9]+ passed' <<<"$pytest_summary" | grep -oE '[0-9]+' || echo 0)
+p_failed=$( (grep -oE '[0-9]+ (failed|errors?)' <<<"$pytest_summary" || true) | awk '{s += $1} END {print s + 0}')
+b_passed=$((b_run - b_failed - b_errors))
+echo
+echo "pytest: $pytest_summary"
+echo "browser tests (Odoo runner): $b_passed passed, $((b_failed + b_errors)) failed of $b_run"
+echo "total: $((p_passed + b_passed)) passed, $((p_failed + b_failed + b_errors)) failed"
+if [ "$pytest_rc" != 0 ] || [ "$browser_rc" != 0 ] || [ $((b_failed + b_errors)) != 0 ]; then
+    die "Tests failed (logs were in $WORK)."
+fi
+if [ "$p_passed" = 0 ] || [ "$b_run" = 0 ]; then
+    die "No tests ran: something is wrong with the test set-up."
+fi
