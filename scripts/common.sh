@@ -36,6 +36,14 @@ ensure_odoo_src() {
     die "Could not find or download Odoo 18.0. Put an Odoo 18.0 source tree (the folder that holds odoo-bin) somewhere and run: export ODOO_SRC=/path/to/odoo-18.0   (or unpack it into $CACHE_HOME/odoo-src/18.0)"
 }
 
+# pip, without the noise of the machine's unused local package folders.
+pip_install() {
+    local out rc=0
+    out=$("$VENV/bin/pip" install -q "$@" 2>&1) || rc=$?
+    grep -v 'is ignored: it is neither' <<<"$out" >&2 || true
+    return "$rc"
+}
+
 # --- virtualenv ---------------------------------------------------------------------
 # One virtualenv per set of inputs (Python version, Odoo's requirements, ours), kept in
 # the cache so a fresh clone reuses it.
@@ -62,8 +70,9 @@ ensure_venv() {
         if [ -n "${PIP_CONSTRAINT:-}" ]; then
             cat "$PIP_CONSTRAINT" >>"$constraint"
         fi
-        "$VENV/bin/pip" install -q --upgrade 'pip<25' 'setuptools<70' wheel
-        PIP_CONSTRAINT="$constraint" "$VENV/bin/pip" install -q -r "$reqs" -r "$ROOT/requirements-dev.txt"
+        pip_install --upgrade 'pip<25' 'setuptools<70' wheel \
+            && PIP_CONSTRAINT="$constraint" pip_install -r "$reqs" -r "$ROOT/requirements-dev.txt" \
+            || die "The virtualenv $VENV could not be completed (see pip's messages above)."
         rm -f "$reqs" "$constraint"
         touch "$VENV/.complete"
     fi
@@ -142,8 +151,10 @@ ensure_postgres() {
         data_dir=$(mktemp -d "${TMPDIR:-/tmp}/abc-pg.XXXXXX")
         tmp_cluster=1
     fi
+    mkdir -p "$data_dir"
     PG_SOCKET_DIR=$(mktemp -d "${TMPDIR:-/tmp}/abc-pgsock.XXXXXX")
-    chmod 755 "$data_dir" "$PG_SOCKET_DIR"
+    chmod 700 "$data_dir"
+    chmod 755 "$PG_SOCKET_DIR"
     if [ "$(id -u)" = 0 ]; then
         chown postgres "$data_dir" "$PG_SOCKET_DIR"
         # The postgres user must be able to reach the folders.
@@ -171,8 +182,18 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# odoo_script FILE OPTIONS...: run FILE with ``env`` on a database (scripts/odoo_script.py).
+odoo_script() {
+    local file=$1
+    shift
+    python "$ROOT/scripts/odoo_script.py" "$file" --addons-path="$ADDONS_PATH" "${DB_ARGS[@]}" "$@"
+}
+
+# odoo_bin [SUBCOMMAND] OPTIONS...: Odoo with our addons path and database settings.
 odoo_bin() {
-    python "$ODOO_SRC/odoo-bin" --addons-path="$ADDONS_PATH" "${DB_ARGS[@]}" "$@"
+    local sub=()
+    case "${1:-}" in -*|"") ;; *) sub=("$1"); shift ;; esac
+    python "$ODOO_SRC/odoo-bin" "${sub[@]}" --addons-path="$ADDONS_PATH" "${DB_ARGS[@]}" "$@"
 }
 
 # --- Chromium for the browser tests ---------------------------------------------------
