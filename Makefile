@@ -3,13 +3,14 @@
 
 N ?= 10000
 
-.PHONY: test run lint sandbox bench help
+.PHONY: help test run lint sandbox i18n
 
 help:
 	@echo "make run      the demo: Odoo on http://localhost:8069 (admin/admin) with the Salt Edge sandbox"
 	@echo "make test     install the module in a fresh database and run every test"
 	@echo "make lint     ruff and pylint-odoo"
 	@echo "make sandbox  the local Salt Edge sandbox in the foreground"
+	@echo "make i18n     refresh i18n/*.pot and the nl/fr .po files from the code"
 
 test:
 	@bash scripts/test.sh
@@ -22,3 +23,6 @@ lint:
 
 sandbox:
 	@bash scripts/sandbox.sh
+
+i18n:
+	@bash scripts/i18n.sh

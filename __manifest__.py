@@ -12,8 +12,17 @@
     "data": [
         "security/account_bank_connection_security.xml",
         "security/ir.model.access.csv",
+        "data/ir_cron.xml",
+        "data/ir_cron_reminders.xml",
+        "data/mail_template_data.xml",
         "views/account_bank_connection_views.xml",
+        "views/account_bank_import_run_views.xml",
+        "views/account_bank_reminder_views.xml",
         "views/account_journal_views.xml",
+        "views/account_journal_dashboard_views.xml",
+        "views/account_bank_provider_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/connect_result_templates.xml",
         "views/menus.xml",
     ],
     "assets": {

@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 
 class AccountBankConnectionAccount(models.Model):
@@ -25,6 +26,12 @@ class AccountBankConnectionAccount(models.Model):
         check_company=True,
         index=True,
     )
+    last_transaction_id = fields.Char(
+        string="Import cursor",
+        readonly=True,
+        copy=False,
+        help="The last Salt Edge transaction imported; the next import starts there.",
+    )
 
     _sql_constraints = [
         (
@@ -45,3 +52,67 @@ class AccountBankConnectionAccount(models.Model):
             account.display_name = (
                 f"{account.name} ({account.iban})" if account.iban else account.name
             )
+
+    @api.model
+    def _normalize_iban(self, value):
+        """IBANs compare without spaces and in upper case."""
+        return "".join((value or "").split()).upper() or False
+
+    def write(self, vals):
+        result = super().write(vals)
+        if "journal_id" in vals:
+            # A journal chosen by hand in the list is linked like an automatic match.
+            for account in self.filtered("journal_id"):
+                if account.journal_id.bank_connection_id != account.connection_id:
+                    account.journal_id.sudo().bank_connection_id = account.connection_id
+        return result
+
+    def _link_journal(self, journal):
+        """Link this account to ``journal`` and the journal to the connection. A journal
+        without a bank account gets this account's IBAN."""
+        self.ensure_one()
+        journal = journal.sudo()
+        self.sudo().journal_id = journal
+        vals = {"bank_connection_id": self.connection_id.id}
+        if not journal.bank_account_id and self.iban:
+            vals["bank_acc_number"] = self.iban
+        journal.write(vals)
+
+    def action_create_journal(self):
+        """Create a bank journal for this account, with its IBAN and currency: the guide's
+        "new account" step, without waiting for anybody."""
+        self.ensure_one()
+        self.env["account.bank.connection"]._check_manager()
+        if self.journal_id:
+            raise UserError(
+                self.env._("This account already has the journal %s.", self.journal_id.name)
+            )
+        company = self.connection_id.company_id
+        Journal = self.env["account.journal"].with_company(company)
+        vals = {
+            "name": f"{self.connection_id.name} {self.iban or self.name}",
+            "type": "bank",
+            "code": Journal.get_next_bank_cash_default_code("bank", company),
+            "company_id": company.id,
+            "bank_acc_number": self.iban or False,
+        }
+        if self.currency_id and self.currency_id != company.currency_id:
+            # Odoo posts no statement line in an inactive currency: the import would fail.
+            if not self.currency_id.active:
+                self.currency_id.sudo().active = True
+            vals["currency_id"] = self.currency_id.id
+        journal = Journal.create(vals)
+        self._link_journal(journal)
+        self.connection_id.message_post(
+            body=self.env._(
+                "Journal %(journal)s created for %(account)s.",
+                journal=journal.name,
+                account=self.display_name,
+            )
+        )
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "account.journal",
+            "res_id": journal.id,
+            "view_mode": "form",
+        }

@@ -206,6 +206,10 @@ class SandboxApp:
                     continue
                 if fault["remaining"] <= 0:
                     continue
+                if fault.get("after"):
+                    fault["after"] -= 1
+                    self.state.save()
+                    continue
                 fault["remaining"] -= 1
                 taken = dict(fault)
                 self.state.data["faults"] = [f for f in self.state["faults"] if f["remaining"] > 0]

@@ -93,7 +93,8 @@ class Control:
         return json_response(self._clock_json())
 
     def faults(self, request):
-        """POST ``{"kind", "count", "path_prefix", "delay", "retry_after"}`` queues a fault."""
+        """POST ``{"kind", "count", "path_prefix", "delay", "retry_after", "after"}`` queues a
+        fault; ``after`` lets that many matching requests through first (e.g. page two)."""
         if request.method == "POST":
             body = body_of(request)
             if body is None or str(body.get("kind")) not in FAULT_KINDS:
@@ -105,9 +106,10 @@ class Control:
                     "path_prefix": body.get("path_prefix") or "",
                     "delay": float(body.get("delay", 5)),
                     "retry_after": int(body.get("retry_after", 1)),
+                    "after": max(0, int(body.get("after", 0))),
                 }
             except (TypeError, ValueError):
-                return bad("count, delay and retry_after must be numbers.")
+                return bad("count, delay, retry_after and after must be numbers.")
             with self.state.lock:
                 self.state["faults"].append(fault)
                 self.state.save()

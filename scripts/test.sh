@@ -9,7 +9,9 @@ ensure_postgres
 ensure_chromium
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/abc-test.XXXXXX")
-CLEANUP+=("rm -rf '$WORK'")
+LOGS="$CACHE_DIR/last-test-logs"
+# The logs of the last run stay in the cache for a look after a failure.
+CLEANUP+=("rm -rf '$LOGS'; mkdir -p '$LOGS'; cp '$WORK'/*.log '$LOGS'/ 2>/dev/null; rm -rf '$WORK'")
 DB=${TEST_DB:-abc_test_$$}
 write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
 
@@ -22,7 +24,7 @@ check_install_log "$WORK/install.log"
 
 log "Running the tests with pytest-odoo"
 pytest_rc=0
-PYTHONPATH="$ROOT/scripts:$PYTHONPATH" python -m pytest -p no:cacheprovider -p pytest_post_install --odoo-config="$WORK/odoo.conf" --odoo-database="$DB" \
+PYTHONPATH="$ROOT/scripts:$PYTHONPATH" python -m pytest -p no:cacheprovider -p pytest_post_install --durations=10 --odoo-config="$WORK/odoo.conf" --odoo-database="$DB" \
     "$ADDONS_DIR/$MODULE/tests" "$@" 2>&1 | tee "$WORK/pytest.log" || pytest_rc=$?
 pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$WORK/pytest.log" | tail -n 1)
 
@@ -35,9 +37,12 @@ grep -E '(ERROR|FAIL|odoo.tests.stats|tests.result|Starting|running)' "$WORK/bro
     | grep -v 'INFO .* module ' | tail -n 40 >&2 || true
 browser_counts=$(sed -nE 's/.*odoo.tests.result: ([0-9]+) failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1 \2 \3/p' "$WORK/browser.log" | tail -n 1)
 read -r b_failed b_errors b_run <<<"${browser_counts:-0 0 0}"
-if [ "$browser_rc" != 0 ] && [ "$b_failed" = 0 ] && [ "$b_errors" = 0 ]; then
-    tail -n 40 "$WORK/browser.log" >&2
-    b_errors=1
+if [ "$browser_rc" != 0 ]; then
+    grep -E -A 30 ' (ERROR|CRITICAL) ' "$WORK/browser.log" | head -n 200 >&2 || true
+    if [ "$b_failed" = 0 ] && [ "$b_errors" = 0 ]; then
+        tail -n 40 "$WORK/browser.log" >&2
+        b_errors=1
+    fi
 fi
 
 p_passed=$(grep -oE '[0-9]+ passed' <<<"$pytest_summary" | grep -oE '[0-9]+' || echo 0)
@@ -48,7 +53,7 @@ echo "pytest: $pytest_summary"
 echo "browser tests (Odoo runner): $b_passed passed, $((b_failed + b_errors)) failed of $b_run"
 echo "total: $((p_passed + b_passed)) passed, $((p_failed + b_failed + b_errors)) failed"
 if [ "$pytest_rc" != 0 ] || [ "$browser_rc" != 0 ] || [ $((b_failed + b_errors)) != 0 ]; then
-    die "Tests failed (logs were in $WORK)."
+    die "Tests failed (logs: $LOGS)."
 fi
 if [ "$p_passed" = 0 ] || [ "$b_run" = 0 ]; then
     die "No tests ran: something is wrong with the test set-up."

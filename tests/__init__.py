@@ -1,3 +1,7 @@
 # Odoo's own runner imports these; pytest-odoo collects every test_*.py by itself.
 from . import test_bank_connection
 from . import test_browser
+from . import test_connection_flow
+from . import test_http_routes
+from . import test_reminders
+from . import test_i18n

@@ -42,3 +42,22 @@ class TestBankConnectionModels(TransactionCase):
         user = new_test_user(self.env, login="abc_plain_user", groups="base.group_user")
         with self.assertRaises(AccessError):
             self.connection.with_user(user).read(["name"])
+
+    def test_the_settings_keep_salt_edge_credentials_in_system_parameters(self):
+        pem = "-----BEGIN PUBLIC KEY-----\nMIIBIjAN\nAQAB\n-----END PUBLIC KEY-----"
+        settings = self.env["res.config.settings"].create(
+            {
+                "saltedge_app_id": "app-1",
+                "saltedge_secret": "s3cret",
+                "saltedge_public_key": pem,
+                "saltedge_consent_days": 90,
+            }
+        )
+        settings.execute()
+        params = self.env["ir.config_parameter"].sudo()
+        self.assertEqual(params.get_param("account_bank_connection.saltedge_app_id"), "app-1")
+        self.assertEqual(params.get_param("account_bank_connection.saltedge_public_key"), pem)
+        self.assertEqual(params.get_param("account_bank_connection.consent_period_days"), "90")
+        reopened = self.env["res.config.settings"].create({})
+        self.assertEqual(reopened.saltedge_secret, "s3cret")
+        self.assertTrue(reopened.saltedge_callback_url.endswith("/saltedge/callback"))

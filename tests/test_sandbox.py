@@ -151,6 +151,7 @@ class SandboxCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        super().setUpClass()
         cls.client_key = new_key()
         cls.server = SandboxServer(
             app_id=APP_ID,
@@ -164,8 +165,10 @@ class SandboxCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+        super().tearDownClass()
 
     def setUp(self):
+        super().setUp()
         self.server.callback_url = None
         self.control("POST", "/reset")
         self.control("POST", "/clock", {"now": MONDAY_MORNING, "freeze": True})

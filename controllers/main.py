@@ -1,0 +1,120 @@
+import hashlib
+import json
+import logging
+
+from odoo import http
+from odoo.exceptions import AccessError, UserError
+from odoo.http import request
+
+from ..models import const
+from ..models.account_bank_connect_session import ConnectStateError
+from ..saltedge_client import verify_callback_signature
+
+_logger = logging.getLogger(__name__)
+
+# Callbacks bigger than this are not Salt Edge's.
+MAX_CALLBACK_BYTES = 64 * 1024
+
+
+class BankConnectionController(http.Controller):
+    @http.route(const.RETURN_ROUTE, type="http", auth="user", methods=["GET"], website=False)
+    def saltedge_return(self, state=None, connection_id=None, error_class=None, **kwargs):
+        """Salt Edge's connect screens send the user's browser here when they are done.
+
+        Who calls it: the logged-in user's browser, redirected by Salt Edge to ``return_to``.
+        The ``state`` is checked first (signed, single use, this user and company, one hour);
+        ``connection_id`` and ``error_class`` are hints, confirmed with Salt Edge.
+        Returns: a redirect to the Accounting dashboard with a notification, or a page that
+        says in words what went wrong.
+        """
+        Connection = request.env["account.bank.connection"]
+        try:
+            session = request.env["account.bank.connect.session"]._consume(state)
+        except ConnectStateError as error:
+            return self._message_page(str(error), failed=True)
+        if error_class:
+            return self._message_page(Connection._connect_error_message(error_class), failed=True)
+        try:
+            connection = Connection._saltedge_finish_return(session, connection_hint=connection_id)
+            imported = connection._saltedge_first_import()
+        except (UserError, AccessError) as error:
+            request.env.cr.rollback()
+            return self._message_page(str(error), failed=True)
+        message = request.env._(
+            "%(bank)s is connected until %(date)s. %(count)s transactions imported.",
+            bank=connection.name,
+            date=connection._format_connected_until(),
+            count=imported,
+        )
+        if connection.unlinked_account_count:
+            message += " " + request.env._(
+                "Some accounts have no journal yet: choose one or create it on the connection."
+            )
+        return self._message_page(message, connection=connection)
+
+    def _message_page(self, message, failed=False, connection=None):
+        return request.render(
+            "account_bank_connection.connect_result_page",
+            {
+                "message": message,
+                "failed": failed,
+                "connection": connection,
+                "dashboard_url": "/odoo/accounting",
+            },
+            status=400 if failed else 200,
+        )
+
+    @http.route(
+        const.CALLBACK_ROUTE + "/<string:kind>",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        save_session=False,
+    )
+    def saltedge_callback(self, kind, **kwargs):
+        """Salt Edge's servers POST here when a connection's data changes.
+
+        Who calls it: Salt Edge, one URL per kind (success, fail, notify, destroy), with an
+        RSA ``Signature`` over ``"<callback URL>|<raw body>"``. The signature is verified
+        with the configured Salt Edge public key before anything else (403 otherwise). The
+        same callback twice acts once. Returns 200 quickly; the import runs in the cron.
+        """
+        if kind not in const.CALLBACK_KINDS:
+            return request.make_json_response({"status": "unknown kind"}, status=404)
+        raw = request.httprequest.get_data(cache=False, as_text=False) or b""
+        params = request.env["ir.config_parameter"].sudo()
+        public_key = params.get_param(const.PARAM_PUBLIC_KEY)
+        # The URL as registered at Salt Edge, not as rebuilt behind a proxy.
+        callback_url = request.env["account.bank.connection"]._callback_url(kind)
+        signature = request.httprequest.headers.get("Signature")
+        if (
+            len(raw) > MAX_CALLBACK_BYTES
+            or not public_key
+            or not verify_callback_signature(public_key, callback_url, raw, signature)
+        ):
+            _logger.warning(
+                "Salt Edge callback refused: bad or missing signature (%s bytes from %s)",
+                len(raw),
+                request.httprequest.remote_addr,
+            )
+            return request.make_json_response({"status": "forbidden"}, status=403)
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return request.make_json_response({"status": "invalid json"}, status=400)
+        data = payload.get("data") if isinstance(payload, dict) else None
+        remote_id = str(data.get("connection_id"))[:64] if isinstance(data, dict) else None
+        # The kind is part of the identity: a notify and a success of the same operation
+        # can carry the very same body (stage "finish", same second).
+        fingerprint = hashlib.sha256(kind.encode() + b"|" + raw).hexdigest()
+        claim = request.env["account.bank.callback"].sudo()._claim(fingerprint, kind, remote_id)
+        if not claim:
+            _logger.info("Salt Edge %s callback for %s received again: ignored", kind, remote_id)
+            return request.make_json_response({"status": "duplicate"})
+        result = (
+            request.env["account.bank.connection"].sudo()._saltedge_handle_callback(kind, payload)
+        )
+        claim.result = result
+        _logger.info("Salt Edge %s callback for connection %s: %s", kind, remote_id, result)
+        return request.make_json_response({"status": "ok"})

@@ -1,0 +1,42 @@
+from datetime import timedelta
+
+from odoo import api, fields, models
+
+
+class AccountBankCallback(models.Model):
+    """Salt Edge callbacks already applied, so the same callback twice acts once."""
+
+    _name = "account.bank.callback"
+    _description = "Salt Edge Callback"
+    _order = "id desc"
+
+    fingerprint = fields.Char(required=True, readonly=True, index=True)
+    kind = fields.Char(readonly=True)
+    saltedge_connection_id = fields.Char(readonly=True)
+    result = fields.Char(readonly=True)
+
+    _sql_constraints = [
+        ("fingerprint_unique", "unique(fingerprint)", "This callback was already received."),
+    ]
+
+    @api.model
+    def _claim(self, fingerprint, kind, remote_id):
+        """Record a callback; False when it was already recorded (a retry or a replay)."""
+        self.env.cr.execute(
+            """
+            INSERT INTO account_bank_callback
+                (fingerprint, kind, saltedge_connection_id, create_date, write_date,
+                 create_uid, write_uid)
+            VALUES (%s, %s, %s, now() at time zone 'UTC', now() at time zone 'UTC', %s, %s)
+            ON CONFLICT (fingerprint) DO NOTHING
+            RETURNING id
+            """,
+            [fingerprint, kind, remote_id, self.env.uid, self.env.uid],
+        )
+        row = self.env.cr.fetchone()
+        return self.browse(row[0]) if row else self.browse()
+
+    @api.autovacuum
+    def _gc_old_callbacks(self):
+        limit = fields.Datetime.now() - timedelta(days=30)
+        self.sudo().search([("create_date", "<", limit)]).unlink()

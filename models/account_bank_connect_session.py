@@ -1,0 +1,126 @@
+import secrets
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.tools import consteq
+from odoo.tools.misc import hmac
+
+from . import const
+
+STATE_SCOPE = "account_bank_connection.connect_state"
+
+
+class ConnectStateError(Exception):
+    """A connect state that cannot be used; the message is shown to the user as is."""
+
+
+class AccountBankConnectSession(models.Model):
+    """One trip to Salt Edge's connect screens and back.
+
+    Its token is the ``state`` of the ``return_to`` URL: signed with the database secret,
+    bound to the user, the company and the journal, valid one hour and usable once.
+    """
+
+    _name = "account.bank.connect.session"
+    _description = "Bank Connect Session"
+    _order = "id desc"
+
+    user_id = fields.Many2one("res.users", required=True, ondelete="cascade", index=True)
+    company_id = fields.Many2one("res.company", required=True, ondelete="cascade")
+    journal_id = fields.Many2one("account.journal", ondelete="set null")
+    connection_id = fields.Many2one("account.bank.connection", ondelete="cascade")
+    provider_code = fields.Char()
+    nonce = fields.Char(required=True, readonly=True, copy=False)
+    expires_at = fields.Datetime(required=True)
+    used_at = fields.Datetime(readonly=True)
+    connect_url = fields.Char(readonly=True)
+
+    @api.model
+    def _start(self, company, journal=None, connection=None, provider_code=None):
+        """Create the session of the current user and return it with its state token."""
+        session = self.sudo().create(
+            {
+                "user_id": self.env.uid,
+                "company_id": company.id,
+                "journal_id": journal.id if journal else False,
+                "connection_id": connection.id if connection else False,
+                "provider_code": provider_code,
+                "nonce": secrets.token_urlsafe(24),
+                "expires_at": fields.Datetime.now()
+                + timedelta(seconds=const.CONNECT_SESSION_LIFETIME),
+            }
+        )
+        return session
+
+    def _token(self):
+        self.ensure_one()
+        payload = f"{self.id}.{self.nonce}"
+        return f"{payload}.{self._signature(payload)}"
+
+    def _signature(self, payload):
+        return hmac(
+            self.env(su=True),
+            STATE_SCOPE,
+            f"{payload}.{self.user_id.id}.{self.company_id.id}.{self.journal_id.id or 0}",
+        )
+
+    @api.model
+    def _consume(self, token):
+        """Check ``token`` for the current user and mark its session used (once).
+
+        :raises ConnectStateError: with a sentence for the user when the token is forged,
+            reused, expired, or belongs to another user or a company the user has no access to.
+        """
+        invalid = ConnectStateError(
+            self.env._(
+                "This link to Odoo is not valid. Start again with “Connect bank” on the journal."
+            )
+        )
+        parts = (token or "").split(".")
+        if len(parts) != 3 or not parts[0].isdigit():
+            raise invalid
+        session = self.sudo().browse(int(parts[0])).exists()
+        if not session or not consteq(session.nonce, parts[1]):
+            raise invalid
+        if not consteq(session._signature(f"{parts[0]}.{parts[1]}"), parts[2]):
+            raise invalid
+        if session.user_id != self.env.user:
+            raise ConnectStateError(
+                self.env._(
+                    "This bank connection was started by another user. "
+                    "Log in as that user or start again with “Connect bank”."
+                )
+            )
+        if session.company_id not in self.env.user.company_ids:
+            raise ConnectStateError(
+                self.env._("This bank connection belongs to a company you have no access to.")
+            )
+        if session.expires_at < fields.Datetime.now():
+            raise ConnectStateError(
+                self.env._(
+                    "This bank connection was started more than an hour ago and has expired. "
+                    "Start again with “Connect bank”."
+                )
+            )
+        # Atomic: of two concurrent returns with the same state, only one gets the row.
+        self.env.cr.execute(
+            "UPDATE account_bank_connect_session SET used_at = now() at time zone 'UTC' "
+            "WHERE id = %s AND used_at IS NULL RETURNING id",
+            [session.id],
+        )
+        if not self.env.cr.fetchone():
+            raise ConnectStateError(
+                self.env._(
+                    "This return from the bank was already handled. "
+                    "Look at the bank connection, or start again with “Connect bank”."
+                )
+            )
+        session.invalidate_recordset(["used_at"])
+        return session
+
+    @api.autovacuum
+    def _gc_old_sessions(self):
+        """Sessions are only needed for the hour they are valid, keep a week for support."""
+        self.sudo().search(
+            [("expires_at", "<", fields.Datetime.now() - timedelta(days=7))]
+        ).unlink()

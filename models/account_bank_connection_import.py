@@ -1,0 +1,633 @@
+"""The transaction import of a bank connection: the seam between Salt Edge's transaction
+dicts and Odoo's statement lines.
+
+A run imports one connection. Runs of the same connection never overlap: each takes a row
+lock on the connection with SKIP LOCKED, so a second worker moves on instead of waiting.
+Each page is one all-or-nothing step (its own transaction in the scheduled action, its
+own savepoint elsewhere) in which the lines are created and the account's cursor moves:
+a run that dies halfway loses nothing and doubles nothing, and the database's unique
+constraint on (journal, Salt Edge transaction id) stands behind it all.
+"""
+
+import contextlib
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg2
+
+from odoo import api, fields, models
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
+from odoo.tools.misc import formatLang
+
+from ..saltedge_client import SaltEdgeError
+from . import const
+
+_logger = logging.getLogger(__name__)
+
+# Refresh answers that only mean "not now": the run imports what Salt Edge already has.
+REFRESH_NOT_NOW = ("ConnectionCannotBeRefreshed", "BackgroundFetchLimitExceeded")
+# The opening line's key in place of a Salt Edge transaction id: the unique constraint per
+# journal then also keeps it single.
+OPENING_KEY = "opening:%s"
+IBAN_PATTERN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{8,30}$")
+ERROR_TEXT_LIMIT = 1000
+
+
+def _commits_allowed():
+    """Tests (pytest-odoo and Odoo's runner alike) mark their thread: a commit there would
+    break the test's transaction, so they get savepoints instead."""
+    return not getattr(threading.current_thread(), "testing", False)
+
+
+class ImportHandedOver(Exception):
+    """Between two pages another run took the connection's lock; it goes on from the cursor
+    this run committed."""
+
+
+@dataclass
+class ImportCounts:
+    fetched: int = 0
+    created: int = 0
+    duplicates: int = 0
+    pending: int = 0
+
+    def add(self, other):
+        self.fetched += other.fetched
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.pending += other.pending
+
+    def as_vals(self):
+        return {
+            "fetched_count": self.fetched,
+            "created_count": self.created,
+            "duplicate_count": self.duplicates,
+            "pending_count": self.pending,
+        }
+
+
+class AccountBankConnection(models.Model):
+    _inherit = "account.bank.connection"
+
+    last_refresh_request = fields.Datetime(
+        string="Last refresh asked",
+        copy=False,
+        readonly=True,
+        help="When Odoo last asked Salt Edge to fetch new data from the bank. Salt Edge allows "
+        "a few background fetches a day, so Odoo asks at most every few hours (system "
+        "parameter account_bank_connection.refresh_interval_hours, 6 by default) and imports "
+        "what Salt Edge already has in between.",
+    )
+    balance_mismatch = fields.Boolean(
+        copy=False,
+        readonly=True,
+        help="After the last import a journal's balance differed from the bank's.",
+    )
+    balance_mismatch_note = fields.Text(string="Balance difference", copy=False, readonly=True)
+    import_run_ids = fields.One2many(
+        "account.bank.import.run", "connection_id", string="Import history", readonly=True
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Entry points: the button, the return from the bank, the scheduled action
+    # ------------------------------------------------------------------------------------
+
+    def action_fetch_transactions(self):
+        """Fetch transactions: import what Salt Edge has now (asking it to refresh when the
+        last request is old enough), and say how many arrived or why none could."""
+        self.ensure_one()
+        if not self.env.user.has_group("account.group_account_user"):
+            raise AccessError(self.env._("Only accountants can fetch bank transactions."))
+        self.check_access("read")
+        if self.state != "connected":
+            raise UserError(self.env._("Only a connected bank can fetch transactions."))
+        run, error = self.sudo()._run_import("manual")
+        if not run:
+            kind = "warning"
+            message = self.env._(
+                "Transactions of %(bank)s are being imported right now. Try again in a minute.",
+                bank=self.name,
+            )
+        elif error:
+            kind = "danger"
+            message = self._import_error_sentence(error)
+        else:
+            kind = "success"
+            message = self.env._(
+                "%(count)s new transactions from %(bank)s.", count=run.created_count, bank=self.name
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": kind,
+                "message": message,
+                "sticky": kind == "danger",
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    def _saltedge_first_import(self):
+        """Right after the return from the bank; a failure here is recorded, not fatal.
+        Returns the number of statement lines created."""
+        self.ensure_one()
+        if self.state != "connected":
+            return 0
+        # The connect itself just fetched the bank's data: no refresh needed now.
+        self.sudo().last_refresh_request = fields.Datetime.now()
+        run, _error = self.sudo()._run_import("first")
+        return run.created_count
+
+    def _import_transactions(self):
+        """Import this connection now (without committing); returns the number of statement
+        lines created. Failures are recorded on the connection and its run."""
+        self.ensure_one()
+        run, _error = self.sudo()._run_import("manual")
+        return run.created_count
+
+    @api.model
+    def _cron_import_transactions(self):
+        """Scheduled: import every connected bank, each in a transaction of its own (a
+        savepoint in tests), so one failing connection never stops the others. Several
+        workers may run this together: each connection is imported by one of them."""
+        commit = _commits_allowed()
+        connections = self.sudo().search([("state", "=", "connected")])
+        if commit:
+            # Each connection's transaction must start with its lock (see _lock_for_import).
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        for connection in connections:
+            try:
+                if commit:
+                    connection._run_import("cron", commit=True)
+                else:
+                    with self.env.cr.savepoint():
+                        connection._run_import("cron")
+            except Exception as error:  # contained: the other banks go on
+                if commit:
+                    self.env.cr.rollback()
+                _logger.exception("Import of bank connection %s failed", connection.id)
+                if connection._lock_for_import():
+                    connection._record_import_error(error)
+            if commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+        return True
+
+    # ------------------------------------------------------------------------------------
+    # One run
+    # ------------------------------------------------------------------------------------
+
+    def _lock_for_import(self):
+        """Take this connection's import lock; False when another run holds it.
+
+        A row lock, so it ends with the transaction and no crash can leave it behind.
+        FOR NO KEY UPDATE is FOR UPDATE minus blocking inserts that merely reference the
+        connection (runs, messages); SKIP LOCKED makes a second worker move on at once.
+        """
+        self.ensure_one()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        "SELECT id FROM account_bank_connection WHERE id = %s "
+                        "FOR NO KEY UPDATE SKIP LOCKED",
+                        self.id,
+                    )
+                )
+                return bool(self.env.cr.fetchone())
+        except psycopg2.errors.SerializationFailure:
+            # The row changed after this transaction began: another run just committed.
+            return False
+
+    @contextlib.contextmanager
+    def _import_step(self, commit):
+        """One all-or-nothing step of a run: committed (then the lock taken again) with
+        ``commit``, else a savepoint. A failed step leaves nothing behind."""
+        if not commit:
+            with self.env.cr.savepoint():
+                yield
+            return
+        try:
+            yield
+        except Exception:
+            self.env.cr.rollback()
+            raise
+        self.env.cr.commit()  # pylint: disable=invalid-commit
+        if not self._lock_for_import():
+            raise ImportHandedOver()
+
+    def _run_import(self, trigger, commit=False):
+        """Import every linked account of this connection, once at a time.
+
+        Returns ``(run, error)``: the ``account.bank.import.run`` (empty when another run
+        holds the connection) and the exception that stopped it, if any; the error is on
+        the run, on ``last_error``, in the log and (once) on the chatter.
+        """
+        self.ensure_one()
+        Run = self.env["account.bank.import.run"].sudo()
+        if not self._lock_for_import():
+            _logger.info("Bank connection %s: an import is already running, skipped.", self.id)
+            return Run, None
+        if self.state != "connected":
+            # Disconnected or expired since the run was planned.
+            return Run, None
+        counts = ImportCounts()
+        error = None
+        locked = True
+        # Committed with the first step: a run that dies on the way stays in the history.
+        run = Run.create({"connection_id": self.id, "trigger": trigger})
+        try:
+            self._import_all(counts, commit)
+        except ImportHandedOver:
+            locked = False
+            _logger.info("Bank connection %s: another run took over between two pages.", self.id)
+        except Exception as caught:  # recorded below, never lost
+            error = caught
+            if commit:
+                # The failed step was rolled back; the lock went with it.
+                locked = self._lock_for_import()
+        run.write(
+            {
+                **counts.as_vals(),
+                "date_end": fields.Datetime.now(),
+                "state": "failed" if error else "done",
+                "error": self._import_error_text(error) if error else False,
+            }
+        )
+        if locked:
+            if error:
+                self._record_import_error(error)
+            else:
+                self.write(
+                    {
+                        "last_sync": fields.Datetime.now(),
+                        "last_error": False,
+                        "import_requested": False,
+                    }
+                )
+        if commit:
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        return run, error
+
+    def _import_all(self, counts, commit):
+        client = self._saltedge_client()
+        with self._import_step(commit):
+            self._request_refresh(client)
+        accounts = self.account_ids.filtered("journal_id")
+        for account in accounts:
+            account._import_pages(client, counts, commit)
+        # Balances after the transactions: the bank's books as the import left them.
+        remote = {
+            str(item["id"]): item for item in client.list_accounts(self.saltedge_connection_id)
+        }
+        openings = 0
+        with self._import_step(commit):
+            notes = []
+            for account in self.account_ids.filtered("journal_id"):
+                item = remote.get(account.saltedge_account_id)
+                if item is None or item.get("balance") is None:
+                    continue
+                account.balance = float(item["balance"])
+                openings += account._finish_first_sync()
+                note = account._balance_difference_note()
+                if note:
+                    notes.append(note)
+            self._flag_balance_mismatch(notes)
+        counts.created += openings
+
+    def _request_refresh(self, client):
+        """Ask Salt Edge to fetch from the bank, at most every few hours (PSD2 allows four
+        background fetches a day). "Not now" answers are no error: the run goes on with
+        what Salt Edge has. Returns whether a refresh was asked."""
+        params = self.env["ir.config_parameter"].sudo()
+        hours = float(
+            params.get_param(const.PARAM_REFRESH_INTERVAL_HOURS)
+            or const.DEFAULT_REFRESH_INTERVAL_HOURS
+        )
+        now = fields.Datetime.now()
+        if self.last_refresh_request and self.last_refresh_request > now - timedelta(hours=hours):
+            return False
+        try:
+            client.refresh(self.saltedge_connection_id)
+        except SaltEdgeError as error:
+            if error.needs_reconnect or error.is_connection_not_found:
+                raise
+            if error.is_configuration_error:
+                raise
+            if error.error_class in REFRESH_NOT_NOW:
+                _logger.info(
+                    "Bank connection %s: Salt Edge cannot refresh now (%s, next possible at %s); "
+                    "importing what it has.",
+                    self.id,
+                    error.error_class,
+                    error.next_refresh_possible_at or "?",
+                )
+                if error.error_class == "BackgroundFetchLimitExceeded":
+                    self.last_refresh_request = now
+            else:
+                _logger.warning(
+                    "Bank connection %s: the refresh failed (%s); importing what Salt Edge has.",
+                    self.id,
+                    error,
+                )
+            return False
+        self.last_refresh_request = now
+        return True
+
+    def _flag_balance_mismatch(self, notes):
+        """Say on the connection (and once on the chatter) that a journal and the bank
+        disagree, or that they agree again."""
+        note = "\n".join(notes) or False
+        if note == (self.balance_mismatch_note or False):
+            return
+        if note:
+            _logger.warning("Bank connection %s: balance mismatch: %s", self.id, note)
+            self.message_post(
+                body=self.env._(
+                    "After the import the journal balance differs from the bank's: %s", note
+                )
+            )
+        elif self.balance_mismatch:
+            self.message_post(body=self.env._("The journal balances match the bank's again."))
+        self.write({"balance_mismatch": bool(note), "balance_mismatch_note": note})
+
+    # ------------------------------------------------------------------------------------
+    # Errors
+    # ------------------------------------------------------------------------------------
+
+    @api.model
+    def _import_error_text(self, error):
+        if isinstance(error, SaltEdgeError):
+            text = str(error)
+        elif isinstance(error, UserError):
+            text = error.args[0]
+        else:
+            text = f"{type(error).__name__}: {error}"
+        return text[:ERROR_TEXT_LIMIT]
+
+    @api.model
+    def _import_error_sentence(self, error):
+        """What the accountant reads about a failed import."""
+        if isinstance(error, SaltEdgeError):
+            reason = self._saltedge_user_error(error).args[0]
+        elif isinstance(error, UserError):
+            reason = error.args[0]
+        else:
+            reason = self.env._(
+                "an unexpected error (%s); see the server log.", type(error).__name__
+            )
+        return self.env._("The import failed: %s", reason)
+
+    def _record_import_error(self, error):
+        """On ``last_error`` and in the log every time, on the chatter once per distinct
+        error; an expired or withdrawn consent also marks the connection expired."""
+        self.ensure_one()
+        text = self._import_error_text(error)
+        if isinstance(error, (SaltEdgeError, UserError)):
+            _logger.warning("Import of bank connection %s failed: %s", self.id, text)
+        else:
+            _logger.error("Import of bank connection %s failed: %s", self.id, text, exc_info=error)
+        if self.last_error != text:
+            self.message_post(body=self._import_error_sentence(error))
+        self.last_error = text
+        if isinstance(error, SaltEdgeError) and error.is_consent_expired:
+            self._mark_expired(revoked=error.error_class == "AispConsentRevoked")
+
+
+class AccountBankConnectionAccount(models.Model):
+    _inherit = "account.bank.connection.account"
+
+    first_sync_done = fields.Boolean(
+        copy=False,
+        readonly=True,
+        help="The whole history the consent covers was imported once and the opening "
+        "balance set.",
+    )
+    opening_line_id = fields.Many2one(
+        "account.bank.statement.line",
+        string="Opening line",
+        copy=False,
+        readonly=True,
+        ondelete="set null",
+        help="The line that makes the journal's balance the bank's on the first import.",
+    )
+
+    def _import_pages(self, client, counts, commit):
+        """Stream this account's posted transactions into its journal, page by page from
+        the cursor (from the consent's start the first time)."""
+        self.ensure_one()
+        connection = self.connection_id
+        for items, _next_id in client.iter_transaction_pages(
+            connection.saltedge_connection_id,
+            self.saltedge_account_id,
+            from_id=self.last_transaction_id or None,
+        ):
+            # A page's counts (and the currencies it found) count once the page is in.
+            page = ImportCounts()
+            try:
+                with connection._import_step(commit):
+                    self._import_page(items, page, {})
+            except ImportHandedOver:
+                counts.add(page)
+                raise
+            counts.add(page)
+
+    def _import_page(self, items, counts, currencies):
+        """Create the lines of one page that the journal does not have yet, and move the
+        cursor past the page. Pending transactions wait until they are posted."""
+        counts.fetched += len(items)
+        posted = {}
+        for transaction in items:
+            if transaction.get("status", "posted") != "posted":
+                counts.pending += 1
+            elif transaction.get("duplicated") or str(transaction["id"]) in posted:
+                counts.duplicates += 1
+            else:
+                posted[str(transaction["id"])] = transaction
+        known = self._known_transaction_ids(list(posted))
+        vals_list = [
+            self._statement_line_vals(transaction, currencies)
+            for key, transaction in posted.items()
+            if key not in known
+        ]
+        counts.duplicates += len(posted) - len(vals_list)
+        if vals_list:
+            journal = self.journal_id
+            Line = self.env["account.bank.statement.line"].sudo().with_company(journal.company_id)
+            Line.create(vals_list)
+            counts.created += len(vals_list)
+        cursor = self._page_cursor(items)
+        if cursor:
+            self.last_transaction_id = cursor
+
+    def _known_transaction_ids(self, transaction_ids):
+        if not transaction_ids:
+            return set()
+        self.env.cr.execute(
+            SQL(
+                "SELECT saltedge_transaction_id FROM account_bank_statement_line "
+                "WHERE journal_id = %s AND saltedge_transaction_id = ANY(%s)",
+                self.journal_id.id,
+                transaction_ids,
+            )
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    @api.model
+    def _page_cursor(self, items):
+        """The largest id of the page (Salt Edge's ids grow), where the next run resumes."""
+        if not items:
+            return None
+        ids = [str(item["id"]) for item in items]
+        if all(value.isdigit() for value in ids):
+            return max(ids, key=int)
+        return ids[-1]
+
+    def _statement_line_vals(self, transaction, currencies):
+        """The statement line of one Salt Edge transaction."""
+        extra = transaction.get("extra") or {}
+        amount = float(transaction.get("amount") or 0.0)
+        # Money in comes from the payer, money out goes to the payee.
+        side = "payer" if amount > 0 else "payee"
+        vals = {
+            "journal_id": self.journal_id.id,
+            "date": transaction["made_on"],
+            "amount": amount,
+            "payment_ref": self._payment_ref(transaction, extra),
+            "partner_name": (extra.get(side) or "").strip() or False,
+            "account_number": self._counterparty_account(extra, side),
+            "saltedge_transaction_id": str(transaction["id"]),
+        }
+        code = extra.get("original_currency_code")
+        original = extra.get("original_amount")
+        journal_currency = self.journal_id.currency_id or self.journal_id.company_id.currency_id
+        if code and original not in (None, "") and code != journal_currency.name:
+            if code not in currencies:
+                currencies[code] = self._foreign_currency(code)
+            if currencies[code]:
+                vals["foreign_currency_id"] = currencies[code].id
+                vals["amount_currency"] = math.copysign(abs(float(original)), amount or 1.0)
+        return vals
+
+    def _foreign_currency(self, code):
+        """The currency ``code``, activated when it is not: Odoo posts no line in an
+        inactive currency, and without it the original amount would be lost. Said once on
+        the connection's chatter."""
+        currency = (
+            self.env["res.currency"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("name", "=", code)], limit=1)
+        )
+        if currency and not currency.active:
+            currency.active = True
+            _logger.info(
+                "Currency %s activated for bank connection %s", code, self.connection_id.id
+            )
+            self.connection_id.message_post(
+                body=self.env._(
+                    "The bank sent transactions in %s: that currency was activated to keep "
+                    "their original amounts.",
+                    code,
+                )
+            )
+        return currency.with_env(self.env)
+
+    @api.model
+    def _payment_ref(self, transaction, extra):
+        """The bank's description as it is: a Belgian structured communication
+        (+++123/4567/89012+++) must stay intact for the reconciliation to find the invoice.
+        The remittance information is added when the description lacks it."""
+        description = (transaction.get("description") or "").strip()
+        information = (extra.get("information") or "").strip()
+        if information and information not in description and "+++" in information:
+            description = f"{description} {information}".strip()
+        return description or information or "/"
+
+    def _counterparty_account(self, extra, side):
+        """The counterparty's IBAN: Salt Edge puts it in payer/payee_information or in
+        account_number; our own account's IBAN is never the counterparty."""
+        own = self._normalize_iban(self.iban)
+        for candidate in (extra.get(f"{side}_information"), extra.get("account_number")):
+            value = self._normalize_iban(candidate) if isinstance(candidate, str) else False
+            if value and value != own and IBAN_PATTERN.match(value):
+                return value
+        return False
+
+    # ------------------------------------------------------------------------------------
+    # Balances
+    # ------------------------------------------------------------------------------------
+
+    def _journal_balance(self):
+        """The sum of the journal's posted statement lines, in the journal's currency."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                "SELECT COALESCE(SUM(line.amount), 0) FROM account_bank_statement_line line "
+                "JOIN account_move move ON move.id = line.move_id "
+                "WHERE line.journal_id = %s AND move.state = 'posted'",
+                self.journal_id.id,
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _journal_currency(self):
+        return self.journal_id.currency_id or self.journal_id.company_id.currency_id
+
+    def _finish_first_sync(self):
+        """After the first complete import: an opening line for what the bank had before
+        the oldest imported transaction, so the journal's balance is the bank's. Returns
+        the number of lines created (0 or 1)."""
+        self.ensure_one()
+        if self.first_sync_done:
+            return 0
+        currency = self._journal_currency()
+        difference = currency.round(self.balance - self._journal_balance())
+        self.first_sync_done = True
+        if currency.is_zero(difference):
+            return 0
+        self.env.cr.execute(
+            SQL(
+                "SELECT MIN(move.date) FROM account_bank_statement_line line "
+                "JOIN account_move move ON move.id = line.move_id WHERE line.journal_id = %s",
+                self.journal_id.id,
+            )
+        )
+        oldest = self.env.cr.fetchone()[0]
+        line = (
+            self.env["account.bank.statement.line"]
+            .sudo()
+            .with_company(self.journal_id.company_id)
+            .create(
+                {
+                    "journal_id": self.journal_id.id,
+                    "date": (oldest - timedelta(days=1)) if oldest else fields.Date.today(),
+                    "amount": difference,
+                    "payment_ref": self.env._("Opening balance (%s)", self.connection_id.name),
+                    "saltedge_transaction_id": OPENING_KEY % self.saltedge_account_id,
+                }
+            )
+        )
+        self.opening_line_id = line
+        return 1
+
+    def _balance_difference_note(self):
+        """A sentence when the journal's balance is not the bank's, else False."""
+        self.ensure_one()
+        if not self.first_sync_done:
+            return False
+        currency = self._journal_currency()
+        journal_balance = self._journal_balance()
+        if not currency.compare_amounts(journal_balance, self.balance):
+            return False
+        return self.env._(
+            "%(journal)s shows %(odoo)s, the bank %(bank)s (difference %(difference)s).",
+            journal=self.journal_id.display_name,
+            odoo=formatLang(self.env, journal_balance, currency_obj=currency),
+            bank=formatLang(self.env, self.balance, currency_obj=currency),
+            difference=formatLang(self.env, self.balance - journal_balance, currency_obj=currency),
+        )

@@ -1,0 +1,54 @@
+"""What this module knows of Salt Edge and of its own settings, in one place."""
+
+PARAM_PREFIX = "account_bank_connection."
+PARAM_BASE_URL = PARAM_PREFIX + "saltedge_base_url"
+PARAM_APP_ID = PARAM_PREFIX + "saltedge_app_id"
+PARAM_SECRET = PARAM_PREFIX + "saltedge_secret"
+PARAM_PRIVATE_KEY = PARAM_PREFIX + "saltedge_private_key"
+PARAM_PUBLIC_KEY = PARAM_PREFIX + "saltedge_public_key"
+PARAM_CONSENT_DAYS = PARAM_PREFIX + "consent_period_days"
+PARAM_INCLUDE_SANDBOXES = PARAM_PREFIX + "include_sandboxes"
+PARAM_CALLBACK_URL = PARAM_PREFIX + "callback_url"
+PARAM_REFRESH_INTERVAL_HOURS = PARAM_PREFIX + "refresh_interval_hours"
+
+DEFAULT_BASE_URL = "https://www.saltedge.com/api/v6"
+DEFAULT_CONSENT_DAYS = 180
+# Salt Edge allows 4 background refreshes a day per PSD2 connection: ask at most every 6 h.
+DEFAULT_REFRESH_INTERVAL_HOURS = 6
+
+RETURN_ROUTE = "/account_bank_connection/saltedge/return"
+CALLBACK_ROUTE = "/account_bank_connection/saltedge/callback"
+
+# How long a connect session (and its state token) stays valid, in seconds.
+CONNECT_SESSION_LIFETIME = 3600
+# How long the list of banks of a country is kept before it is asked again, in seconds.
+PROVIDER_CACHE_SECONDS = 24 * 3600
+
+SCOPES = ["accounts", "transactions"]
+
+# Seconds to connect to Salt Edge and to wait for each read of its answer.
+HTTP_TIMEOUT = 20
+
+# Salt Edge connection status -> our state, when the consent is still valid.
+CALLBACK_KINDS = ("success", "fail", "notify", "destroy")
+
+# Error classes the user sees after a cancelled or failed connect, with a sentence each.
+# The sentences are translated where they are shown (see _connect_error_message).
+# ProviderAccessNotGranted is what Salt Edge returns when the user leaves the bank's own
+# screens (denies access) instead of Salt Edge's.
+RETURN_ERROR_CANCELLED = (
+    "ConnectionCancelled",
+    "UserCancelled",
+    "Cancelled",
+    "ProviderAccessNotGranted",
+)
+
+# Renewal reminders: the days before Connected until at which one goes out (a setting;
+# 0 is reserved for the "expired, reconnect now" message), how long after the date an
+# expired connection still gets that message (a cron that did not run for a while), and
+# how many connections are handled between two commits.
+PARAM_REMINDER_DAYS = PARAM_PREFIX + "reminder_days"
+DEFAULT_REMINDER_DAYS = "15,3,1"
+REMINDER_EXPIRED = 0
+REMINDER_EXPIRED_GRACE_DAYS = 30
+REMINDER_BATCH_SIZE = 50

@@ -1,0 +1,78 @@
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from . import const
+from .utils import parse_reminder_days
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    saltedge_base_url = fields.Char(
+        string="Salt Edge API URL",
+        config_parameter=const.PARAM_BASE_URL,
+        default=const.DEFAULT_BASE_URL,
+        groups="base.group_system",
+    )
+    saltedge_app_id = fields.Char(
+        string="Salt Edge App ID", config_parameter=const.PARAM_APP_ID, groups="base.group_system"
+    )
+    saltedge_secret = fields.Char(
+        string="Salt Edge Secret", config_parameter=const.PARAM_SECRET, groups="base.group_system"
+    )
+    # Char, since Odoo stores only simple fields as parameters; the view shows a text box
+    # so the PEM keeps its lines.
+    saltedge_private_key = fields.Char(
+        string="App private key (PEM)",
+        config_parameter=const.PARAM_PRIVATE_KEY,
+        groups="base.group_system",
+        help="Signs every request to Salt Edge. Upload its public half in Salt Edge's dashboard.",
+    )
+    saltedge_public_key = fields.Char(
+        string="Salt Edge public key (PEM)",
+        config_parameter=const.PARAM_PUBLIC_KEY,
+        groups="base.group_system",
+        help="Verifies the callbacks Salt Edge sends. Copy it from Salt Edge's documentation.",
+    )
+    saltedge_consent_days = fields.Integer(
+        string="Consent period (days)",
+        config_parameter=const.PARAM_CONSENT_DAYS,
+        default=const.DEFAULT_CONSENT_DAYS,
+        groups="base.group_system",
+    )
+    saltedge_include_sandboxes = fields.Boolean(
+        string="Show sandbox banks",
+        config_parameter=const.PARAM_INCLUDE_SANDBOXES,
+        groups="base.group_system",
+    )
+    bank_connection_reminder_days = fields.Char(
+        string="Renewal reminders (days before)",
+        config_parameter=const.PARAM_REMINDER_DAYS,
+        default=const.DEFAULT_REMINDER_DAYS,
+        help="The renewal contacts get an e-mail this many days before a bank's consent runs "
+        "out, each once; separate the days with commas.",
+    )
+    saltedge_callback_url = fields.Char(
+        string="Callback URL to register at Salt Edge",
+        compute="_compute_saltedge_callback_url",
+        groups="base.group_system",
+    )
+
+    @api.constrains("bank_connection_reminder_days")
+    def _check_bank_connection_reminder_days(self):
+        for settings in self:
+            try:
+                parse_reminder_days(settings.bank_connection_reminder_days)
+            except ValueError:
+                raise ValidationError(
+                    self.env._(
+                        "Renewal reminders: give whole days between 1 and 366, separated by "
+                        "commas, for example “15, 3, 1”."
+                    )
+                ) from None
+
+    @api.depends("company_id")
+    def _compute_saltedge_callback_url(self):
+        base_url = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        for settings in self:
+            settings.saltedge_callback_url = base_url.rstrip("/") + const.CALLBACK_ROUTE

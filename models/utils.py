@@ -1,0 +1,17 @@
+"""Small pure helpers of the models, usable without a database."""
+
+
+def parse_reminder_days(text):
+    """``"15, 3, 1"`` as ``(15, 3, 1)``: whole days from 1 to 366, most days first, each
+    once. Raises ValueError on anything else, an empty text included."""
+    days = set()
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        value = int(part)
+        if not 0 < value <= 366:
+            raise ValueError(f"{value} is not between 1 and 366")
+        days.add(value)
+    if not days:
+        raise ValueError("no days")
+    return tuple(sorted(days, reverse=True))

@@ -1,0 +1,168 @@
+"""Shared fixtures: a real Salt Edge sandbox on a free port, Odoo pointed at it, and the
+company's bank journals with the sandbox banks' IBANs."""
+
+import datetime
+import time
+from urllib.parse import parse_qs, urlparse
+
+import requests
+
+from odoo.tests import HttpCase, TransactionCase
+
+from ..models import const
+from ..saltedge_client import generate_key_pair
+from ..sandbox import SandboxServer, complete_connect
+
+KBC_CURRENT = "BE73735012345660"
+KBC_SAVINGS = "BE55735065432144"
+BELFIUS_CURRENT = "BE56363123456788"
+BELFIUS_SAVINGS = "BE23363765432191"
+
+
+class SandboxMixin:
+    """Start one sandbox per test class and point Odoo's settings at it."""
+
+    sandbox_kwargs = {}
+
+    @classmethod
+    def _request_handler(cls, s, r, /, **kw):
+        # Odoo's guard on outgoing requests in tests compares the timeout with a number;
+        # the Salt Edge client gives requests a (connect, read) pair.
+        timeout = kw.get("timeout")
+        if isinstance(timeout, tuple):
+            kw["timeout"] = max(timeout)
+        return super()._request_handler(s, r, **kw)
+
+    @classmethod
+    def start_sandbox(cls):
+        cls.app_private_key, cls.app_public_key = generate_key_pair()
+        cls.sandbox = SandboxServer(
+            app_id="test-app-id",
+            secret="test-secret-never-logged",
+            client_public_key_pem=cls.app_public_key,
+            **cls.sandbox_kwargs,
+        )
+        cls.sandbox.start()
+        cls.addClassCleanup(cls.sandbox.stop)
+
+    @classmethod
+    def configure_odoo(cls, env):
+        params = env["ir.config_parameter"].sudo()
+        params.set_param(const.PARAM_BASE_URL, cls.sandbox.api_url)
+        params.set_param(const.PARAM_APP_ID, "test-app-id")
+        params.set_param(const.PARAM_SECRET, "test-secret-never-logged")
+        params.set_param(const.PARAM_PRIVATE_KEY, cls.app_private_key)
+        params.set_param(const.PARAM_PUBLIC_KEY, cls.sandbox.public_key_pem.decode())
+        params.set_param(const.PARAM_INCLUDE_SANDBOXES, "True")
+
+    def sandbox_control(self, path, payload=None):
+        response = requests.post(
+            f"{self.sandbox.url}/sandbox/{path}", json=payload or {}, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def sandbox_get(self, path):
+        response = requests.get(f"{self.sandbox.url}/sandbox/{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def reset_sandbox(self):
+        """Forget every customer and connection, and stop the sandbox clock at the real
+        time: consents then end exactly ``period_days`` after the connect."""
+        self.sandbox_control("reset")
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.sandbox_control("clock", {"now": now, "freeze": True})
+
+    def advance_sandbox_days(self, days):
+        return self.sandbox_control("clock", {"advance_days": days})["data"]
+
+    def sandbox_api_requests(self, method=None, path=None):
+        """The API requests the sandbox saw, optionally only one method and path."""
+        return [
+            entry
+            for entry in self.sandbox_get("requests")
+            if (method is None or entry["method"] == method)
+            and (path is None or entry["path"] == f"/api/v6{path}")
+        ]
+
+    def wait_for_callbacks(self, count, timeout=20):
+        """Wait until the sandbox has delivered ``count`` callbacks (and had their
+        answers); returns them. Bounded: fails the test after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sent = self.sandbox_get("callbacks")
+            if len(sent) >= count:
+                return sent
+            if time.monotonic() > deadline:
+                self.fail(f"The sandbox delivered {len(sent)} callbacks, not {count}.")
+            time.sleep(0.05)
+
+    @staticmethod
+    def return_params(return_url):
+        """The query of the URL the sandbox sends the browser back to, as a flat dict."""
+        return {key: values[0] for key, values in parse_qs(urlparse(return_url).query).items()}
+
+
+class BankCompanyMixin(SandboxMixin):
+    """A Belgian company with two bank journals, and Odoo talking to the sandbox."""
+
+    @classmethod
+    def setup_bank_company(cls):
+        cls.start_sandbox()
+        cls.configure_odoo(cls.env)
+        cls.company = cls.env.company
+        cls.company.country_id = cls.env.ref("base.be")
+        cls.company.partner_id.tz = "Europe/Brussels"
+        cls.kbc_journal = cls._bank_journal("KBC Zichtrekening", "KBCT", KBC_CURRENT)
+        cls.belfius_journal = cls._bank_journal("Belfius", "BFST", BELFIUS_CURRENT)
+
+    @classmethod
+    def _bank_journal(cls, name, code, iban):
+        return cls.env["account.journal"].create(
+            {"name": name, "code": code, "type": "bank", "bank_acc_number": iban}
+        )
+
+    def connect(self, provider_code="kbc_sandbox_be", journal=None, user=None, **widget):
+        """Bank verbinden (as ``user``, default the test's), through the sandbox's screens,
+        and back: returns the return URL's parameters as the return controller gets them."""
+        return self.return_params(self.connect_url(provider_code, journal, user, **widget))
+
+    def connect_url(self, provider_code="kbc_sandbox_be", journal=None, user=None, **widget):
+        """Like ``connect`` but returns the full URL the sandbox sends the browser back to."""
+        journal = journal if journal is not None else self.kbc_journal
+        Connection = self.env["account.bank.connection"]
+        if user is not None:
+            Connection = Connection.with_user(user)
+        action = Connection._saltedge_start_connect(self.company, provider_code, journal=journal)
+        return complete_connect(action["url"], **widget)
+
+    def finish(self, params):
+        """What the return controller does with the return URL's parameters."""
+        session = self.env["account.bank.connect.session"]._consume(params.get("state"))
+        return self.env["account.bank.connection"]._saltedge_finish_return(
+            session, connection_hint=params.get("connection_id")
+        )
+
+
+class BankConnectionCase(BankCompanyMixin, TransactionCase):
+    """A Belgian company with two bank journals, and Odoo talking to the sandbox."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_bank_company()
+
+
+class BankConnectionHttpCase(BankCompanyMixin, HttpCase):
+    """The same company behind Odoo's real HTTP server; the sandbox's callbacks go to
+    the callback route, signed over the URL Odoo is configured with."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_bank_company()
+        cls.sandbox.callback_url = f"{cls.base_url()}{const.CALLBACK_ROUTE}/{{kind}}"
+        cls.env["ir.config_parameter"].sudo().set_param(
+            const.PARAM_CALLBACK_URL, f"{cls.base_url()}{const.CALLBACK_ROUTE}"
+        )

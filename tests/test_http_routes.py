@@ -1,0 +1,278 @@
+"""The real controllers over HTTP: the browser's return from the bank and Salt Edge's
+signed callbacks, with the sandbox on one side and Odoo's HTTP server on the other.
+
+The sandbox posts its callbacks from a background thread; Odoo serves them through the
+test cursor. A test therefore flushes before anything that makes the sandbox call back,
+waits (bounded) until the sandbox has had Odoo's answers, and only then reads the
+database again.
+"""
+
+import json
+
+from odoo.tests import tagged
+
+from ..models import const
+from ..saltedge_client import generate_key_pair
+from ..sandbox import complete_connect, signing
+from .common import KBC_SAVINGS, BankConnectionHttpCase
+
+# A successful connect or refresh: notify for five stages, then success.
+CALLBACKS_PER_SUCCESS = 6
+
+
+@tagged("post_install", "-at_install")
+class TestHttpRoutes(BankConnectionHttpCase):
+    def setUp(self):
+        super().setUp()
+        self.reset_sandbox()
+        self.admin = self.env.ref("base.user_admin")
+        self.Connection = self.env["account.bank.connection"]
+        self.authenticate("admin", "admin")
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def bank_screens(self, expected_callbacks=CALLBACKS_PER_SUCCESS, **widget):
+        """Bank verbinden as admin and the sandbox's screens; returns the return URL once
+        the connect's callbacks have been answered by Odoo."""
+        self.env.flush_all()
+        url = self.connect_url(user=self.admin, **widget)
+        self.wait_for_callbacks(expected_callbacks)
+        self.env.invalidate_all()
+        return url
+
+    def connected(self):
+        """A connection made through the model (as the return route would), with the
+        connect's callbacks already answered, everything flushed for the HTTP threads."""
+        self.env.flush_all()
+        params = self.connect()
+        self.wait_for_callbacks(CALLBACKS_PER_SUCCESS)
+        self.env.invalidate_all()
+        connection = self.finish(params)
+        self.env.flush_all()
+        return connection
+
+    def then_wait_for_callbacks(self, count):
+        self.wait_for_callbacks(count)
+        self.env.invalidate_all()
+        return self.sandbox_get("callbacks")
+
+    def callback_url(self, kind):
+        return f"{self.base_url()}{const.CALLBACK_ROUTE}/{kind}"
+
+    def post_callback(self, kind, body, signature):
+        headers = {"Content-Type": "application/json"}
+        if signature is not None:
+            headers["Signature"] = signature
+        return self.url_open(self.callback_url(kind), data=body, headers=headers, timeout=30)
+
+    def callback_body(self, connection, **data):
+        document = {
+            "data": {
+                "connection_id": connection.saltedge_connection_id,
+                "customer_id": connection.saltedge_customer_id,
+                "custom_fields": {},
+                **data,
+            },
+            "meta": {"version": "6", "time": "2030-01-01T10:00:00Z"},
+        }
+        return json.dumps(document).encode()
+
+    def signed_by_salt_edge(self, kind, body):
+        message = signing.callback_message(self.callback_url(kind), body)
+        return signing.sign(self.sandbox.app.private_key, message)
+
+    # --- the return from the bank ----------------------------------------------------
+
+    def test_returning_from_the_bank_shows_connected_until_and_imports(self):
+        url = self.bank_screens()
+        response = self.url_open(url, timeout=120)
+        self.assertEqual(response.status_code, 200)
+        self.env.invalidate_all()
+        connection = self.Connection.search([])
+        self.assertEqual(connection.state, "connected")
+        self.assertEqual(connection.user_id, self.admin)
+        self.assertIn("connected until", response.text)
+        self.assertIn(connection._format_connected_until(), response.text)
+        self.assertEqual(self.kbc_journal.bank_connection_id, connection)
+        lines = self.env["account.bank.statement.line"].search(
+            [("journal_id", "=", self.kbc_journal.id)]
+        )
+        self.assertTrue(lines)
+        self.assertTrue(all(lines.mapped("saltedge_transaction_id")))
+
+    def test_a_reused_state_gets_a_clear_page_and_changes_nothing(self):
+        # Only the savings account: the KBC journal keeps its own IBAN, nothing to import.
+        url = self.bank_screens(account_ibans=[KBC_SAVINGS])
+        self.assertEqual(self.url_open(url, timeout=60).status_code, 200)
+        self.env.invalidate_all()
+        connection = self.Connection.search([])
+        self.assertEqual(connection.account_ids.mapped("iban"), [KBC_SAVINGS])
+        self.assertEqual(connection.unlinked_account_count, 1)
+        messages = len(connection.message_ids)
+        again = self.url_open(url, timeout=60)
+        self.assertEqual(again.status_code, 400)
+        self.assertIn("already handled", again.text)
+        self.env.invalidate_all()
+        self.assertEqual(self.Connection.search([]), connection)
+        self.assertEqual(len(connection.message_ids), messages)
+
+    def test_a_forged_state_gets_a_clear_page_and_changes_nothing(self):
+        url = self.bank_screens()
+        params = self.return_params(url)
+        session_id, nonce, _signature = params["state"].split(".")
+        forged = f"{session_id}.{nonce}.{'A' * 43}"
+        response = self.url_open(
+            f"{const.RETURN_ROUTE}?state={forged}&connection_id={params['connection_id']}"
+        )
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("not valid", response.text)
+        self.env.invalidate_all()
+        self.assertFalse(self.Connection.search([]))
+        self.assertFalse(self.env["account.bank.connect.session"].browse(int(session_id)).used_at)
+
+    def test_a_state_of_another_user_gets_a_clear_page(self):
+        self.env.flush_all()
+        url = self.connect_url()  # started by the test's own (super)user, not admin
+        self.wait_for_callbacks(CALLBACKS_PER_SUCCESS)
+        response = self.url_open(url)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("another user", response.text)
+        self.env.invalidate_all()
+        self.assertFalse(self.Connection.search([]))
+
+    def test_a_cancelled_connect_is_explained_and_creates_nothing(self):
+        url = self.bank_screens(expected_callbacks=0, cancel_at="terms")
+        self.assertEqual(self.return_params(url)["error_class"], "ConnectionCancelled")
+        response = self.url_open(url)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("cancelled", response.text)
+        self.env.invalidate_all()
+        self.assertFalse(self.Connection.search([]))
+        self.assertFalse(self.kbc_journal.bank_connection_id)
+        self.assertFalse(self.sandbox_get("callbacks"))
+
+    def test_a_cancelled_renew_leaves_the_connection_as_it_was(self):
+        connection = self.connected()
+        until = connection.connected_until
+        action = connection.with_user(self.admin).action_renew()
+        self.env.flush_all()
+        url = complete_connect(action["url"], cancel_at="terms")
+        # Salt Edge reports the abandoned reconnect with a fail callback.
+        sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 2)
+        self.assertEqual((sent[-1]["kind"], sent[-1]["status"]), ("fail", 200))
+        response = self.url_open(url)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("cancelled", response.text)
+        self.env.invalidate_all()
+        self.assertEqual(connection.state, "connected")
+        self.assertEqual(connection.connected_until, until)
+        self.assertFalse(connection.last_error)
+        self.assertEqual(self.kbc_journal.bank_connection_id, connection)
+
+    # --- callbacks sent by the sandbox ------------------------------------------------
+
+    def test_a_refresh_at_salt_edge_calls_back_and_asks_for_an_import(self):
+        connection = self.connected()
+        self.assertFalse(connection.import_requested)
+        self.advance_sandbox_days(1)
+        self.Connection._saltedge_client().refresh(connection.saltedge_connection_id)
+        sent = self.then_wait_for_callbacks(2 * CALLBACKS_PER_SUCCESS)
+        self.assertEqual({record["status"] for record in sent}, {200})
+        self.assertEqual(sent[-1]["kind"], "success")
+        self.assertTrue(connection.import_requested)
+        self.assertEqual(connection.last_stage, "finish")
+        results = self.env["account.bank.callback"].search(
+            [("saltedge_connection_id", "=", connection.saltedge_connection_id)]
+        )
+        self.assertIn("import queued", results.mapped("result"))
+
+    def test_a_failed_refresh_calls_back_and_records_the_error(self):
+        connection = self.connected()
+        remote_id = connection.saltedge_connection_id
+        self.sandbox_control(
+            f"connections/{remote_id}/fail_next",
+            {"error_class": "ProviderError", "error_message": "The bank is closed for lunch."},
+        )
+        self.advance_sandbox_days(1)
+        self.Connection._saltedge_client().refresh(remote_id)
+        sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 2)
+        self.assertEqual([record["kind"] for record in sent[-2:]], ["notify", "fail"])
+        self.assertEqual(connection.state, "error")
+        self.assertEqual(connection.last_error, "ProviderError: The bank is closed for lunch.")
+        messages = connection.message_ids.filtered(lambda m: "closed for lunch" in m.body)
+        self.assertEqual(len(messages), 1)
+
+    def test_a_connection_removed_at_salt_edge_calls_back_and_is_disconnected(self):
+        connection = self.connected()
+        self.assertEqual(self.kbc_journal.bank_connection_id, connection)
+        self.Connection._saltedge_client().delete_connection(connection.saltedge_connection_id)
+        sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 1)
+        self.assertEqual((sent[-1]["kind"], sent[-1]["status"]), ("destroy", 200))
+        self.assertEqual(connection.state, "disconnected")
+        self.assertFalse(self.kbc_journal.bank_connection_id)
+
+    def test_disconnect_at_odoo_and_the_destroy_callback_that_follows_act_once(self):
+        connection = self.connected()
+        # As the button does: DELETE at Salt Edge, which calls back with destroy. The
+        # test cursor's lock makes the callback wait until the disconnect is written, as
+        # the end of the button's transaction would.
+        with self.registry.test_lock:
+            connection.action_disconnect()
+            self.env.flush_all()
+        sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 1)
+        self.assertEqual((sent[-1]["kind"], sent[-1]["status"]), ("destroy", 200))
+        self.assertEqual(connection.state, "disconnected")
+        self.assertEqual(
+            len(connection.message_ids.filtered(lambda m: "Disconnected" in m.body)), 1
+        )
+        self.assertFalse(connection.message_ids.filtered(lambda m: "removed at Salt" in m.body))
+
+    # --- callbacks posted by hand -----------------------------------------------------
+
+    def test_a_callback_with_a_bad_signature_is_refused_and_changes_nothing(self):
+        connection = self.connected()
+        messages = len(connection.message_ids)
+        body = self.callback_body(connection)
+        wrong_key, _public = generate_key_pair()
+        forged = signing.sign(
+            signing.load_private_key(wrong_key),
+            signing.callback_message(self.callback_url("destroy"), body),
+        )
+        for signature in (forged, None, "not base64 at all"):
+            response = self.post_callback("destroy", body, signature)
+            self.assertEqual(response.status_code, 403)
+        # Signed by Salt Edge, but for another URL (another kind): refused too.
+        response = self.post_callback("destroy", body, self.signed_by_salt_edge("fail", body))
+        self.assertEqual(response.status_code, 403)
+        self.env.invalidate_all()
+        self.assertEqual(connection.state, "connected")
+        self.assertEqual(self.kbc_journal.bank_connection_id, connection)
+        self.assertEqual(len(connection.message_ids), messages)
+        self.assertFalse(self.env["account.bank.callback"].search([("kind", "=", "destroy")]))
+
+    def test_a_notify_and_a_success_with_the_same_body_are_two_callbacks(self):
+        connection = self.connected()
+        body = self.callback_body(connection, stage="finish")
+        for kind in ("notify", "success"):
+            response = self.post_callback(kind, body, self.signed_by_salt_edge(kind, body))
+            self.assertEqual(response.json()["status"], "ok")
+        self.env.invalidate_all()
+        self.assertTrue(connection.import_requested)
+
+    def test_the_same_callback_twice_has_the_effect_of_one(self):
+        connection = self.connected()
+        body = self.callback_body(
+            connection, error_class="ProviderError", error_message="Maintenance tonight."
+        )
+        signature = self.signed_by_salt_edge("fail", body)
+        first = self.post_callback("fail", body, signature)
+        second = self.post_callback("fail", body, signature)
+        self.assertEqual((first.status_code, first.json()["status"]), (200, "ok"))
+        self.assertEqual((second.status_code, second.json()["status"]), (200, "duplicate"))
+        self.env.invalidate_all()
+        self.assertEqual(connection.state, "error")
+        self.assertEqual(connection.last_error, "ProviderError: Maintenance tonight.")
+        self.assertEqual(
+            len(connection.message_ids.filtered(lambda m: "Maintenance tonight" in m.body)), 1
+        )
+        self.assertEqual(self.env["account.bank.callback"].search_count([("kind", "=", "fail")]), 1)
