@@ -1,6 +1,5 @@
 import logging
 import secrets
-import threading
 from datetime import datetime
 
 import pytz
@@ -11,6 +10,7 @@ from odoo.tools.misc import format_date
 
 from ..saltedge_client import SaltEdgeClient, SaltEdgeError
 from . import const
+from .utils import commits_allowed
 
 _logger = logging.getLogger(__name__)
 
@@ -573,7 +573,7 @@ class AccountBankConnection(models.Model):
                 connection.last_error = str(error)
             # Tests (pytest-odoo and Odoo's runner alike) mark their thread; a commit there
             # would break the test's transaction.
-            if not getattr(threading.current_thread(), "testing", False):
+            if commits_allowed():
                 self.env.cr.commit()  # pylint: disable=invalid-commit
         return True
 

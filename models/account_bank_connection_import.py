@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import re
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,6 +25,7 @@ from odoo.tools.misc import formatLang
 
 from ..saltedge_client import SaltEdgeError
 from . import const
+from .utils import commits_allowed
 
 _logger = logging.getLogger(__name__)
 
@@ -36,12 +36,6 @@ REFRESH_NOT_NOW = ("ConnectionCannotBeRefreshed", "BackgroundFetchLimitExceeded"
 OPENING_KEY = "opening:%s"
 IBAN_PATTERN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{8,30}$")
 ERROR_TEXT_LIMIT = 1000
-
-
-def _commits_allowed():
-    """Tests (pytest-odoo and Odoo's runner alike) mark their thread: a commit there would
-    break the test's transaction, so they get savepoints instead."""
-    return not getattr(threading.current_thread(), "testing", False)
 
 
 class ImportHandedOver(Exception):
@@ -155,7 +149,7 @@ class AccountBankConnection(models.Model):
         """Scheduled: import every connected bank, each in a transaction of its own (a
         savepoint in tests), so one failing connection never stops the others. Several
         workers may run this together: each connection is imported by one of them."""
-        commit = _commits_allowed()
+        commit = commits_allowed()
         connections = self.sudo().search([("state", "=", "connected")])
         if commit:
             # Each connection's transaction must start with its lock (see _lock_for_import).

@@ -1,5 +1,4 @@
 import logging
-import threading
 from collections import defaultdict
 
 import psycopg2
@@ -8,7 +7,7 @@ from odoo import Command, api, fields, models
 from odoo.tools import SQL, create_index, mute_logger, split_every
 
 from . import const
-from .utils import parse_reminder_days
+from .utils import commits_allowed, parse_reminder_days
 
 _logger = logging.getLogger(__name__)
 
@@ -203,7 +202,7 @@ class AccountBankConnection(models.Model):
     def _reminder_commit(self):
         # Tests (pytest-odoo and Odoo's runner alike) mark their thread; a commit there
         # would break the test's transaction.
-        if not getattr(threading.current_thread(), "testing", False):
+        if commits_allowed():
             self.env.cr.commit()  # pylint: disable=invalid-commit
 
     # ------------------------------------------------------------------------------------

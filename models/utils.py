@@ -1,5 +1,13 @@
 """Small pure helpers of the models, usable without a database."""
 
+import threading
+
+
+def commits_allowed():
+    """Whether a scheduled action may commit its progress. Tests (pytest-odoo and Odoo's
+    runner alike) mark their thread: a commit there would break the test's transaction."""
+    return not getattr(threading.current_thread(), "testing", False)
+
 
 def parse_reminder_days(text):
     """``"15, 3, 1"`` as ``(15, 3, 1)``: whole days from 1 to 366, most days first, each
