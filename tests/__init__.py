@@ -4,4 +4,5 @@ from . import test_browser
 from . import test_connection_flow
 from . import test_http_routes
 from . import test_reminders
+from . import test_import
 from . import test_i18n

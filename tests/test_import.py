@@ -1,0 +1,661 @@
+"""The transaction import against the Salt Edge sandbox over HTTP: every posted transaction
+exactly once (within a page, across runs, across parallel runs), pending ones once posted,
+what a statement line says, the opening line and the balance check, refreshes, failures
+halfway and a broken connection among healthy ones.
+
+Speed is measured by ``make bench``, never here.
+"""
+
+import datetime
+import threading
+import time
+import uuid
+from urllib.parse import parse_qs, urlparse
+
+import psycopg2
+
+from odoo import SUPERUSER_ID, api, fields
+from odoo.exceptions import AccessError
+from odoo.tests import TransactionCase, new_test_user
+from odoo.tools import mute_logger
+
+from ..models import account_bank_connection_import as import_module
+from ..saltedge_client import SaltEdgeClient
+from ..sandbox import complete_connect
+from ..sandbox.ledger import drafts_for_period
+from ..sandbox.providers import BUSINESS_HOLDER, PROVIDERS_BY_CODE, belgian_iban
+from .common import KBC_CURRENT, BankConnectionCase, SandboxMixin
+
+IMPORT_LOGGER = import_module._logger.name
+N_BANK = "fakebank_oauth_with_n_transactions_xf"
+PENDING_BANK = "fakebank_oauth_with_pending_xf"
+ING_CURRENT = "BE38068556677872"
+N_TRANSACTIONS = 250  # three pages of at most 100
+STRUCTURED = r"\+\+\+\d{3}/\d{4}/\d{5}\+\+\+"
+
+
+class ImportMixin:
+    """Helpers shared by the import tests."""
+
+    Line = None
+
+    def remote_transactions(self, connection, account, pending=False):
+        """The account's transactions as Salt Edge has them now, straight from the sandbox."""
+        client = connection._saltedge_client()
+        return list(
+            client.list_transactions(
+                connection.saltedge_connection_id, account.saltedge_account_id, pending=pending
+            )
+        )
+
+    def remote_balance(self, connection, account):
+        client = connection._saltedge_client()
+        for item in client.list_accounts(connection.saltedge_connection_id):
+            if str(item["id"]) == account.saltedge_account_id:
+                return item["balance"]
+        raise AssertionError("The account is not at Salt Edge.")
+
+    def imported(self, journal):
+        """The journal's lines that are Salt Edge transactions (not the opening line)."""
+        return self.Line.search(
+            [
+                ("journal_id", "=", journal.id),
+                ("saltedge_transaction_id", "!=", False),
+                ("saltedge_transaction_id", "not like", "opening:%"),
+            ]
+        )
+
+    def journal_balance(self, journal):
+        return sum(self.Line.search([("journal_id", "=", journal.id)]).mapped("amount"))
+
+
+class TestImport(ImportMixin, BankConnectionCase):
+    sandbox_kwargs = {"n_transactions": N_TRANSACTIONS}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.Connection = cls.env["account.bank.connection"]
+        cls.Line = cls.env["account.bank.statement.line"]
+        cls.n_journal = cls._bank_journal("Fake N", "FAKN", belgian_iban(954, 1000001))
+        cls.pending_journal = cls._bank_journal("Fake pending", "FAKP", belgian_iban(953, 1000001))
+        # The sandbox banks keep their books in euros; so do their journals here.
+        euro = cls.env.ref("base.EUR")
+        euro.active = True
+        (
+            cls.kbc_journal | cls.belfius_journal | cls.n_journal | cls.pending_journal
+        ).currency_id = euro
+
+    def setUp(self):
+        super().setUp()
+        self.reset_sandbox()
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def connected(self, provider_code="kbc_sandbox_be", journal=None, ibans=None):
+        """A finished connect of only the current account (``ibans``), without import."""
+        journal = journal if journal is not None else self.kbc_journal
+        ibans = ibans or [journal.bank_acc_number.replace(" ", "")]
+        return self.finish(self.connect(provider_code, journal=journal, account_ibans=ibans))
+
+    def run_import(self, connection, trigger="manual"):
+        return connection.sudo()._run_import(trigger)
+
+    def runs_of(self, connection):
+        """The connection's import runs, the newest first."""
+        return self.env["account.bank.import.run"].search([("connection_id", "=", connection.id)])
+
+    def messages_of(self, connection, text):
+        return connection.message_ids.filtered(lambda message: text in (message.body or ""))
+
+    def refreshes(self, connection):
+        return self.sandbox_api_requests(
+            "POST", f"/connections/{connection.saltedge_connection_id}/refresh"
+        )
+
+    def add_fault(self, **fault):
+        self.sandbox_control("faults", fault)
+
+    def freeze_sandbox_at(self, day):
+        self.sandbox_control("clock", {"now": f"{day.isoformat()}T12:00:00Z", "freeze": True})
+
+    # --- the first import ------------------------------------------------------------
+
+    def test_the_first_import_brings_every_posted_transaction_once_and_an_opening_line(self):
+        connection = self.connected()
+        account = connection.account_ids
+        created = connection._saltedge_first_import()
+        remote = self.remote_transactions(connection, account)
+        lines = self.imported(self.kbc_journal)
+        self.assertTrue(remote)
+        self.assertEqual(
+            sorted(lines.mapped("saltedge_transaction_id")), sorted(str(t["id"]) for t in remote)
+        )
+        # The opening line says what the bank held before the oldest transaction.
+        opening = account.opening_line_id
+        bank_balance = self.remote_balance(connection, account)
+        self.assertTrue(opening)
+        self.assertEqual(created, len(remote) + 1)
+        self.assertAlmostEqual(
+            opening.amount, bank_balance - sum(t["amount"] for t in remote), places=2
+        )
+        self.assertLess(opening.date, min(lines.mapped("date")))
+        self.assertAlmostEqual(self.journal_balance(self.kbc_journal), bank_balance, places=2)
+        self.assertTrue(account.first_sync_done)
+        self.assertFalse(connection.balance_mismatch)
+        self.assertEqual(account.last_transaction_id, max((str(t["id"]) for t in remote), key=int))
+        run = connection.import_run_ids
+        self.assertEqual(len(run), 1)
+        self.assertEqual(
+            (run.trigger, run.state, run.fetched_count, run.created_count, run.duplicate_count),
+            ("first", "done", len(remote), len(remote) + 1, 0),
+        )
+        self.assertTrue(run.date_end >= run.date_start)
+        self.assertTrue(connection.last_sync)
+
+    def test_a_line_has_the_date_amount_communication_counterparty_and_foreign_amount(self):
+        connection = self.connected()
+        account = connection.account_ids
+        connection._saltedge_first_import()
+        lines = {line.saltedge_transaction_id: line for line in self.imported(self.kbc_journal)}
+        seen = {"structured": 0, "payer": 0, "payee": 0, "foreign": 0}
+        for transaction in self.remote_transactions(connection, account):
+            line, extra = lines[str(transaction["id"])], transaction["extra"]
+            self.assertEqual(line.date, fields.Date.to_date(transaction["made_on"]))
+            self.assertAlmostEqual(line.amount, transaction["amount"], places=2)
+            # The description as the bank wrote it: +++123/4567/89012+++ untouched.
+            self.assertEqual(line.payment_ref, transaction["description"])
+            if "+++" in transaction["description"]:
+                self.assertRegex(line.payment_ref, STRUCTURED)
+                seen["structured"] += 1
+            side = "payer" if transaction["amount"] > 0 else "payee"
+            self.assertEqual(line.partner_name or False, extra.get(side) or False)
+            seen[side] += bool(extra.get(side))
+            counterparty_iban = extra.get(f"{side}_information")
+            if counterparty_iban and counterparty_iban != KBC_CURRENT:
+                self.assertEqual(line.account_number, counterparty_iban)
+            else:
+                # A card payment or a fee: no counterparty account, never our own IBAN.
+                self.assertFalse(line.account_number)
+            if extra.get("original_currency_code"):
+                self.assertEqual(line.foreign_currency_id.name, extra["original_currency_code"])
+                self.assertAlmostEqual(line.amount_currency, extra["original_amount"], places=2)
+                self.assertEqual(line.amount_currency < 0, line.amount < 0)
+                seen["foreign"] += 1
+            else:
+                self.assertFalse(line.foreign_currency_id)
+        self.assertTrue(all(seen.values()), seen)
+
+    # --- exactly once ----------------------------------------------------------------
+
+    def test_a_second_run_and_a_run_from_the_start_import_nothing_twice(self):
+        connection = self.connected()
+        account = connection.account_ids
+        first = connection._saltedge_first_import()
+        path = f"connections/{connection.saltedge_connection_id}/add_transactions"
+        added = self.sandbox_control(path, {"count": 5, "account_id": account.saltedge_account_id})
+        self.assertEqual(connection._import_transactions(), 5)
+        self.assertEqual(connection._import_transactions(), 0)
+        # Even from the consent's start again every transaction is a known one.
+        account.last_transaction_id = False
+        run, error = self.run_import(connection)
+        self.assertIsNone(error)
+        remote = self.remote_transactions(connection, account)
+        self.assertEqual((run.created_count, run.duplicate_count), (0, len(remote)))
+        lines = self.imported(self.kbc_journal)
+        self.assertEqual(len(lines), len(remote))
+        self.assertEqual(len(lines) + 1, first + 5)
+        self.assertEqual(len(set(lines.mapped("saltedge_transaction_id"))), len(lines))
+        self.assertTrue(
+            {str(t["id"]) for t in added["data"]} <= set(lines.mapped("saltedge_transaction_id"))
+        )
+        self.assertEqual(len(self.runs_of(connection)), 4)
+
+    def test_the_database_refuses_a_transaction_twice_in_one_journal(self):
+        connection = self.connected()
+        connection._saltedge_first_import()
+        line = self.imported(self.kbc_journal)[:1]
+        vals = {
+            "journal_id": self.kbc_journal.id,
+            "date": line.date,
+            "amount": line.amount,
+            "payment_ref": line.payment_ref,
+            "saltedge_transaction_id": line.saltedge_transaction_id,
+        }
+        with self.assertRaises(psycopg2.IntegrityError), mute_logger("odoo.sql_db"):
+            with self.env.cr.savepoint():
+                self.Line.create(vals)
+        # The same transaction in another journal is another journal's business.
+        self.assertTrue(self.Line.create(dict(vals, journal_id=self.belfius_journal.id)))
+
+    def test_a_page_that_repeats_a_transaction_or_mixes_old_and_new_creates_each_once(self):
+        connection = self.connected()
+        account = connection.account_ids
+        connection._saltedge_first_import()
+        cursor = account.last_transaction_id
+        path = f"connections/{connection.saltedge_connection_id}/add_transactions"
+        self.sandbox_control(path, {"count": 3, "account_id": account.saltedge_account_id})
+        # A real page from the sandbox, from the cursor: the last known one and three new.
+        client = connection._saltedge_client()
+        items, _next_id = next(
+            client.iter_transaction_pages(
+                connection.saltedge_connection_id, account.saltedge_account_id, from_id=cursor
+            )
+        )
+        self.assertEqual(len(items), 4)
+        counts = import_module.ImportCounts()
+        account._import_page(items + items, counts, {})
+        self.assertEqual((counts.fetched, counts.created, counts.duplicates), (8, 3, 5))
+        ids = self.imported(self.kbc_journal).mapped("saltedge_transaction_id")
+        for item in items:
+            self.assertEqual(ids.count(str(item["id"])), 1)
+        self.assertEqual(account.last_transaction_id, max((str(i["id"]) for i in items), key=int))
+
+    # --- pending, refresh ------------------------------------------------------------
+
+    def test_pending_transactions_wait_until_posted_and_then_arrive_once(self):
+        provider = PROVIDERS_BY_CODE[PENDING_BANK]
+        template = provider.accounts[0]
+        # A sandbox day whose last three days (pending at this bank) have transactions.
+        day = datetime.date.today()
+        while not drafts_for_period(
+            provider, template, BUSINESS_HOLDER, day - datetime.timedelta(days=2), day
+        ):
+            day -= datetime.timedelta(days=1)
+        self.freeze_sandbox_at(day)
+        connection = self.connected(PENDING_BANK, journal=self.pending_journal)
+        account = connection.account_ids
+        connection._saltedge_first_import()
+        pending = self.remote_transactions(connection, account, pending=True)
+        self.assertTrue(pending)
+
+        def matches(transaction):
+            return self.imported(self.pending_journal).filtered(
+                lambda line: line.date == fields.Date.to_date(transaction["made_on"])
+                and line.payment_ref == transaction["description"]
+                and abs(line.amount - transaction["amount"]) < 0.005
+            )
+
+        for transaction in pending:
+            self.assertFalse(matches(transaction))
+        # Four days later the bank has booked them (with new ids, as Salt Edge does).
+        self.advance_sandbox_days(4)
+        connection.last_refresh_request = fields.Datetime.now() - datetime.timedelta(hours=7)
+        run, error = self.run_import(connection, "cron")
+        self.assertIsNone(error)
+        self.assertEqual(len(self.refreshes(connection)), 1)
+        self.assertGreater(run.created_count, 0)
+        for transaction in pending:
+            self.assertEqual(len(matches(transaction)), 1, transaction["description"])
+        # Imported once: the next runs bring nothing more.
+        self.assertEqual(connection._import_transactions(), 0)
+        account.last_transaction_id = False
+        self.assertEqual(connection._import_transactions(), 0)
+        remote = self.remote_transactions(connection, account)
+        self.assertEqual(len(self.imported(self.pending_journal)), len(remote))
+        self.assertAlmostEqual(
+            self.journal_balance(self.pending_journal),
+            self.remote_balance(connection, account),
+            places=2,
+        )
+        self.assertFalse(connection.balance_mismatch)
+
+    def test_a_refresh_is_asked_at_most_every_six_hours_and_not_now_is_no_error(self):
+        self.freeze_sandbox_at(datetime.date.today())
+        connection = self.connected()
+        # The connect fetched everything: the first import asks no refresh.
+        connection._saltedge_first_import()
+        connection._import_transactions()
+        self.assertEqual(self.refreshes(connection), [])
+        # Six hours later Odoo asks; Salt Edge says "not yet" (its own interval), which
+        # is no error: what it has is imported.
+        seven_hours_ago = fields.Datetime.now() - datetime.timedelta(hours=7)
+        connection.last_refresh_request = seven_hours_ago
+        run, error = self.run_import(connection)
+        self.assertIsNone(error)
+        self.assertEqual([r["status"] for r in self.refreshes(connection)], [406])
+        self.assertEqual(run.state, "done")
+        self.assertFalse(connection.last_error)
+        # Salt Edge allows four background fetches a day; the fifth is refused, quietly,
+        # and Odoo waits the interval before asking again.
+        for _index in range(5):
+            self.advance_sandbox_days(400 / 86400)
+            connection.last_refresh_request = seven_hours_ago
+            run, error = self.run_import(connection)
+            self.assertIsNone(error)
+        statuses = [r["status"] for r in self.refreshes(connection)]
+        self.assertEqual(statuses, [406, 200, 200, 200, 200, 406])
+        self.assertGreater(connection.last_refresh_request, seven_hours_ago)
+        self.assertFalse(connection.last_error)
+        self.assertEqual(self.runs_of(connection).mapped("state"), ["done"] * 8)
+        # Within the interval no refresh is asked at all.
+        self.run_import(connection)
+        self.assertEqual(len(self.refreshes(connection)), 6)
+
+    # --- balances --------------------------------------------------------------------
+
+    def test_a_journal_balance_that_differs_from_the_banks_is_flagged_once(self):
+        connection = self.connected()
+        connection._saltedge_first_import()
+        self.assertFalse(connection.balance_mismatch)
+        # Somebody books a line of their own in the connected journal.
+        manual = self.Line.create(
+            {
+                "journal_id": self.kbc_journal.id,
+                "date": fields.Date.today(),
+                "amount": 100.0,
+                "payment_ref": "Cash deposit",
+            }
+        )
+        connection._import_transactions()
+        self.assertTrue(connection.balance_mismatch)
+        self.assertIn(self.kbc_journal.name, connection.balance_mismatch_note)
+        self.assertEqual(len(self.messages_of(connection, "differs from the bank")), 1)
+        connection._import_transactions()
+        self.assertTrue(connection.balance_mismatch)
+        self.assertEqual(len(self.messages_of(connection, "differs from the bank")), 1)
+        manual.unlink()
+        connection._import_transactions()
+        self.assertFalse(connection.balance_mismatch)
+        self.assertFalse(connection.balance_mismatch_note)
+        self.assertEqual(len(self.messages_of(connection, "match the bank")), 1)
+
+    # --- failures ----------------------------------------------------------------------
+
+    def test_a_failure_halfway_loses_nothing_and_the_rerun_doubles_nothing(self):
+        connection = self.connected(N_BANK, journal=self.n_journal)
+        account = connection.account_ids
+        remote = self.remote_transactions(connection, account)
+        self.assertEqual(len(remote), N_TRANSACTIONS)
+        # The second page fails for good (each try of the client's retries).
+        self.add_fault(kind="500", count=5, path_prefix="/transactions", after=1)
+        with self.assertLogs(IMPORT_LOGGER, "WARNING"):
+            self.Connection._cron_import_transactions()
+        run = self.runs_of(connection)
+        self.assertEqual((run.state, run.created_count, run.fetched_count), ("failed", 100, 100))
+        self.assertIn("InternalServerError", run.error)
+        self.assertIn("500", connection.last_error)
+        self.assertEqual(len(self.messages_of(connection, "The import failed")), 1)
+        # The first page is kept with its cursor; no opening line for half a history.
+        lines = self.imported(self.n_journal)
+        self.assertEqual(
+            sorted(lines.mapped("saltedge_transaction_id")), [str(t["id"]) for t in remote[:100]]
+        )
+        self.assertEqual(account.last_transaction_id, str(remote[99]["id"]))
+        self.assertFalse(account.first_sync_done)
+        self.assertFalse(account.opening_line_id)
+        # The next run goes on from there.
+        self.Connection._cron_import_transactions()
+        lines = self.imported(self.n_journal)
+        self.assertEqual(
+            sorted(lines.mapped("saltedge_transaction_id")), [str(t["id"]) for t in remote]
+        )
+        rerun = self.runs_of(connection)[0]
+        self.assertEqual(
+            (rerun.state, rerun.created_count, rerun.duplicate_count), ("done", 151, 1)
+        )
+        self.assertFalse(connection.last_error)
+        self.assertTrue(account.opening_line_id)
+        self.assertAlmostEqual(
+            self.journal_balance(self.n_journal), self.remote_balance(connection, account), places=2
+        )
+
+    def test_one_broken_connection_does_not_stop_the_two_others(self):
+        ing_journal = self._bank_journal("ING", "INGT", ING_CURRENT)
+        kbc = self.connected()
+        belfius = self.connected("belfius_sandbox_be", journal=self.belfius_journal)
+        ing = self.connected("ing_sandbox_be", journal=ing_journal)
+        # Salt Edge no longer knows the ING connection (removed on its side).
+        ing.saltedge_connection_id = "999999999999"
+        with self.assertLogs(IMPORT_LOGGER, "WARNING") as logs:
+            self.Connection._cron_import_transactions()
+        self.assertTrue(any("ConnectionNotFound" in line for line in logs.output))
+        for connection, journal in ((kbc, self.kbc_journal), (belfius, self.belfius_journal)):
+            account = connection.account_ids
+            self.assertEqual(
+                len(self.imported(journal)), len(self.remote_transactions(connection, account))
+            )
+            self.assertEqual(self.runs_of(connection).state, "done")
+            self.assertFalse(connection.last_error)
+        self.assertFalse(self.imported(ing_journal))
+        self.assertEqual(self.runs_of(ing).state, "failed")
+        self.assertIn("ConnectionNotFound", ing.last_error)
+        self.assertIn("ConnectionNotFound", self.runs_of(ing).error)
+        self.assertEqual(len(self.messages_of(ing, "The import failed")), 1)
+        # The same error again is logged and on the run, not on the chatter again.
+        with self.assertLogs(IMPORT_LOGGER, "WARNING"):
+            self.Connection._cron_import_transactions()
+        self.assertEqual(self.runs_of(ing).mapped("state"), ["failed", "failed"])
+        self.assertEqual(len(self.messages_of(ing, "The import failed")), 1)
+        self.assertEqual(self.runs_of(kbc)[0].created_count, 0)
+
+    # --- buttons and history ---------------------------------------------------------
+
+    def test_fetch_transactions_on_the_journal_imports_and_says_how_many(self):
+        connection = self.connected()
+        accountant = new_test_user(
+            self.env,
+            login="import_accountant",
+            groups="base.group_user,account.group_account_user",
+            company_id=self.company.id,
+        )
+        action = self.kbc_journal.with_user(accountant).action_bank_fetch()
+        created = len(self.imported(self.kbc_journal)) + 1
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertIn(str(created), action["params"]["message"])
+        run = self.runs_of(connection)
+        self.assertEqual((run.trigger, run.created_count), ("manual", created))
+        # The accountant reads the history, and cannot change it.
+        self.assertEqual(
+            run.with_user(accountant).read(["created_count"])[0]["created_count"], created
+        )
+        with self.assertRaises(AccessError):
+            run.with_user(accountant).write({"created_count": 0})
+        # A failure is said, not raised: the run and the error stay recorded.
+        connection.saltedge_connection_id = "999999999999"
+        action = connection.with_user(accountant).action_fetch_transactions()
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertIn("Salt Edge no longer knows this connection", action["params"]["message"])
+        self.assertEqual(self.runs_of(connection)[0].state, "failed")
+
+
+class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
+    """Two database transactions at once, as two Odoo workers have them. What they share
+    must be committed, so each test commits its own connection and removes it after."""
+
+    sandbox_kwargs = {"n_transactions": N_TRANSACTIONS}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.start_sandbox()
+        cls.Line = cls.env["account.bank.statement.line"]
+
+    def committed_connection(self):
+        """A connection to the sandbox's N bank whose account feeds a new journal, all
+        committed; removed (with the settings restored) when the test ends."""
+        client = SaltEdgeClient(
+            self.sandbox.api_url,
+            "test-app-id",
+            "test-secret-never-logged",
+            private_key_pem=self.app_private_key,
+        )
+        customer_id = client.create_customer(f"parallel-{uuid.uuid4().hex[:8]}")["id"]
+        answer = client.create_connect_session(
+            customer_id, "http://localhost/return", provider_code=N_BANK, include_sandboxes=True
+        )
+        back = parse_qs(urlparse(complete_connect(answer["connect_url"])).query)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            params = env["ir.config_parameter"]
+            saved = {
+                param.key: param.value
+                for param in params.search([("key", "like", "account_bank_connection.%")])
+            }
+            self.configure_odoo(env)
+            code = f"P{uuid.uuid4().hex[:4].upper()}"
+            journal = env["account.journal"].create(
+                {"name": f"Parallel {code}", "code": code, "type": "bank"}
+            )
+            connection = env["account.bank.connection"].create(
+                {
+                    "name": "Parallel bank",
+                    "saltedge_connection_id": back["connection_id"][0],
+                    "saltedge_customer_id": str(customer_id),
+                    "provider_code": N_BANK,
+                    "state": "connected",
+                }
+            )
+            connection._saltedge_update_consent(connection._saltedge_client())
+            connection._saltedge_sync_accounts(connection._saltedge_client())
+            connection.account_ids.journal_id = journal
+            ids = (connection.id, journal.id, journal.default_account_id.id)
+        self.addCleanup(self.remove_committed, *ids, saved)
+        return ids[:2]
+
+    def remove_committed(self, connection_id, journal_id, account_id, saved):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["account.bank.statement.line"].search([("journal_id", "=", journal_id)]).unlink()
+            env["account.bank.connection"].browse(connection_id).unlink()
+            env["account.journal"].browse(journal_id).unlink()
+            env["account.account"].browse(account_id).unlink()
+            params = env["ir.config_parameter"]
+            for param in params.search([("key", "like", "account_bank_connection.%")]):
+                if param.key not in saved:
+                    param.unlink()
+            for key, value in saved.items():
+                params.set_param(key, value)
+
+    def committed_lines(self, journal_id):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            journal = env["account.journal"].browse(journal_id)
+            return sorted(self.imported(journal.with_env(env)).mapped("saltedge_transaction_id"))
+
+    def imported(self, journal):
+        return journal.env["account.bank.statement.line"].search(
+            [
+                ("journal_id", "=", journal.id),
+                ("saltedge_transaction_id", "not like", "opening:%"),
+            ]
+        )
+
+    def test_a_second_run_while_the_first_holds_the_connection_moves_on_and_adds_nothing(self):
+        connection_id, journal_id = self.committed_connection()
+        fetches = len(self.sandbox_api_requests("GET", "/transactions"))
+        with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+            first = api.Environment(cr1, SUPERUSER_ID, {})["account.bank.connection"]
+            second = api.Environment(cr2, SUPERUSER_ID, {})["account.bank.connection"]
+            run, error = first.browse(connection_id)._run_import("cron")
+            self.assertIsNone(error)
+            self.assertEqual(run.created_count, N_TRANSACTIONS + 1)
+            fetched_by_first = len(self.sandbox_api_requests("GET", "/transactions"))
+            self.assertEqual(fetched_by_first - fetches, 3)
+            # The first run's transaction is still open: the second moves on at once,
+            # without even asking Salt Edge.
+            started = time.monotonic()
+            skipped, error = second.browse(connection_id)._run_import("cron")
+            self.assertLess(time.monotonic() - started, 5)
+            self.assertFalse(skipped)
+            self.assertIsNone(error)
+            self.assertEqual(
+                len(self.sandbox_api_requests("GET", "/transactions")), fetched_by_first
+            )
+            cr1.commit()
+            # Once it committed, a run from the very start finds every transaction known.
+            cr2.rollback()
+            connection = second.browse(connection_id)
+            connection.account_ids.last_transaction_id = False
+            run, error = connection._run_import("cron")
+            self.assertIsNone(error)
+            self.assertEqual((run.created_count, run.duplicate_count), (0, N_TRANSACTIONS))
+        lines = self.committed_lines(journal_id)
+        self.assertEqual(len(lines), N_TRANSACTIONS)
+        self.assertEqual(len(set(lines)), N_TRANSACTIONS)
+
+    def test_two_workers_running_the_scheduled_action_together_import_each_transaction_once(self):
+        connection_id, journal_id = self.committed_connection()
+        start = threading.Barrier(2)
+        failures = []
+
+        def worker():
+            try:
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    start.wait(timeout=30)
+                    # Outside a test thread: a commit per connection and per page.
+                    env["account.bank.connection"]._cron_import_transactions()
+            except Exception as error:  # reported by the test below
+                failures.append(error)
+
+        workers = [threading.Thread(target=worker) for _index in range(2)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(timeout=180)
+        self.assertFalse(failures)
+        self.assertFalse(any(thread.is_alive() for thread in workers))
+        lines = self.committed_lines(journal_id)
+        self.assertEqual(len(lines), N_TRANSACTIONS)
+        self.assertEqual(len(set(lines)), N_TRANSACTIONS)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            connection = env["account.bank.connection"].browse(connection_id)
+            runs = connection.import_run_ids
+            self.assertEqual(sum(runs.mapped("created_count")), N_TRANSACTIONS + 1)
+            self.assertEqual(set(runs.mapped("state")), {"done"})
+            self.assertFalse(connection.last_error)
+            self.assertFalse(connection.balance_mismatch)
+
+    def test_two_transactions_adding_the_same_bank_transaction_at_once_add_it_once(self):
+        _connection_id, journal_id = self.committed_connection()
+        vals = {
+            "journal_id": journal_id,
+            "date": fields.Date.today(),
+            "amount": 12.5,
+            "payment_ref": "Same transaction, two workers",
+            "saltedge_transaction_id": "424242424242",
+        }
+        outcome = {}
+
+        def second_worker():
+            with self.registry.cursor() as cr:
+                cr.execute("SET LOCAL lock_timeout = '60s'")
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                try:
+                    with mute_logger("odoo.sql_db"):
+                        env["account.bank.statement.line"].create(dict(vals))
+                except psycopg2.IntegrityError as error:
+                    outcome["error"] = error
+                    cr.rollback()
+
+        with self.registry.cursor() as cr1:
+            env = api.Environment(cr1, SUPERUSER_ID, {})
+            env["account.bank.statement.line"].create(dict(vals))
+            env.flush_all()
+            thread = threading.Thread(target=second_worker)
+            thread.start()
+            # The second insert waits on the first transaction's unique index entry...
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not self.waiting_on_a_lock():
+                time.sleep(0.05)
+            self.assertTrue(self.waiting_on_a_lock())
+        # ...and is refused once the first one committed.
+        thread.join(timeout=60)
+        self.assertIsInstance(outcome.get("error"), psycopg2.errors.UniqueViolation)
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT count(*) FROM account_bank_statement_line "
+                "WHERE journal_id = %s AND saltedge_transaction_id = %s",
+                [journal_id, vals["saltedge_transaction_id"]],
+            )
+            self.assertEqual(cr.fetchone()[0], 1)
+
+    def waiting_on_a_lock(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cr.fetchone()[0] > 0
