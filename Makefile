@@ -3,7 +3,7 @@
 
 N ?= 10000
 
-.PHONY: help test run lint sandbox i18n
+.PHONY: help test run lint sandbox i18n bench
 
 help:
 	@echo "make run      the demo: Odoo on http://localhost:8069 (admin/admin) with the Salt Edge sandbox"
@@ -11,6 +11,7 @@ help:
 	@echo "make lint     ruff and pylint-odoo"
 	@echo "make sandbox  the local Salt Edge sandbox in the foreground"
 	@echo "make i18n     refresh i18n/*.pot and the nl/fr .po files from the code"
+	@echo "make bench    time the import of N=10000 transactions against a bare create (make bench N=1000)"
 
 test:
 	@bash scripts/test.sh
@@ -26,3 +27,6 @@ sandbox:
 
 i18n:
 	@bash scripts/i18n.sh
+
+bench:
+	@bash scripts/bench.sh $(N)
