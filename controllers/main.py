@@ -7,7 +7,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.http import request
 
 from ..models import const
-from ..models.account_bank_connect_session import ConnectStateError
+from ..models.account_bank_connect_session import ConnectStateError, ConnectStateUsed
 from ..saltedge_client import verify_callback_signature
 
 _logger = logging.getLogger(__name__)
@@ -24,33 +24,28 @@ class BankConnectionController(http.Controller):
         Who calls it: the logged-in user's browser, redirected by Salt Edge to ``return_to``.
         The ``state`` is checked first (signed, single use, this user and company, one hour);
         ``connection_id`` and ``error_class`` are hints, confirmed with Salt Edge.
-        Returns: a redirect to the Accounting dashboard with a notification, or a page that
-        says in words what went wrong.
+        Returns: a redirect to the waiting page that runs the first import (a refresh or a
+        second click on the same link lands there too), or a page that says in words what
+        went wrong.
         """
         Connection = request.env["account.bank.connection"]
         try:
             session = request.env["account.bank.connect.session"]._consume(state)
+        except ConnectStateUsed as error:
+            if error.session.import_state:
+                return request.redirect(self._session_url(error.session), code=303)
+            return self._message_page(str(error), failed=True)
         except ConnectStateError as error:
             return self._message_page(str(error), failed=True)
         if error_class:
             return self._message_page(Connection._connect_error_message(error_class), failed=True)
         try:
             connection = Connection._saltedge_finish_return(session, connection_hint=connection_id)
-            imported = connection._saltedge_first_import()
         except (UserError, AccessError) as error:
             request.env.cr.rollback()
             return self._message_page(str(error), failed=True)
-        message = request.env._(
-            "%(bank)s is connected until %(date)s. %(count)s transactions imported.",
-            bank=connection.name,
-            date=connection._format_connected_until(),
-            count=imported,
-        )
-        if connection.unlinked_account_count:
-            message += " " + request.env._(
-                "Some accounts have no journal yet: choose one or create it on the connection."
-            )
-        return self._message_page(message, connection=connection)
+        session.sudo().write({"connection_id": connection.id, "import_state": "waiting"})
+        return request.redirect(self._session_url(session), code=303)
 
     def _message_page(self, message, failed=False, connection=None):
         return request.render(
@@ -63,6 +58,102 @@ class BankConnectionController(http.Controller):
             },
             status=400 if failed else 200,
         )
+
+    @staticmethod
+    def _session_url(session):
+        return f"{const.SESSION_ROUTE}/{session.id}"
+
+    def _own_session(self, session_id):
+        """The connect session ``session_id`` if it is the current user's and came back
+        from the bank; else an empty recordset (the same for "not yours" and "none")."""
+        session = request.env["account.bank.connect.session"].sudo().browse(session_id).exists()
+        if (
+            not session
+            or session.user_id != request.env.user
+            or not session.import_state
+            or not session.connection_id
+            or session.company_id not in request.env.user.company_ids
+        ):
+            return session.browse()
+        return session
+
+    @http.route(
+        const.SESSION_ROUTE + "/<int:session_id>",
+        type="http",
+        auth="user",
+        methods=["GET"],
+        website=False,
+    )
+    def connect_session_page(self, session_id, **kwargs):
+        """After the return: "loading your transactions" while the first import runs, then
+        what was connected and imported. Safe to refresh, to open twice, to come back to."""
+        session = self._own_session(session_id)
+        if not session:
+            return self._message_page(
+                request.env._(
+                    "This page belongs to another user's bank connection or no longer exists. "
+                    "Look at the bank connection in Accounting."
+                ),
+                failed=True,
+            )
+        connection = session.connection_id.with_env(request.env).sudo()
+        if session.import_state != "done":
+            return request.render(
+                "account_bank_connection.connect_waiting_page",
+                {
+                    "connection": connection,
+                    "page_url": self._session_url(session),
+                    "import_url": self._session_url(session) + "/import",
+                    "dashboard_url": "/odoo/accounting",
+                },
+            )
+        run = session.import_run_id
+        message = request.env._(
+            "%(bank)s is connected until %(date)s. %(count)s transactions imported.",
+            bank=connection.name,
+            date=connection._format_connected_until(),
+            count=run.created_count,
+        )
+        if run.state == "failed":
+            message = request.env._(
+                "%(bank)s is connected until %(date)s, but the transactions could not be "
+                "loaded yet: %(error)s The hourly import tries again.",
+                bank=connection.name,
+                date=connection._format_connected_until(),
+                error=run.error or "",
+            )
+        if connection.unlinked_account_count:
+            message += " " + request.env._(
+                "Some accounts have no journal yet: choose one or create it on the connection."
+            )
+        return self._message_page(message, connection=connection)
+
+    @http.route(
+        const.SESSION_ROUTE + "/<int:session_id>/import",
+        type="json",
+        auth="user",
+        methods=["POST"],
+    )
+    def connect_session_import(self, session_id, **kwargs):
+        """Called by the waiting page: run the first import unless another request runs it
+        (a second tab, a refresh). Returns ``{"done": bool}``; the page asks again until
+        done, then shows the result."""
+        session = self._own_session(session_id)
+        if not session:
+            return {"done": False, "missing": True}
+        if session.import_state == "done":
+            return {"done": True}
+        if not session._claim_first_import():
+            return {"done": False}
+        # The claim must be seen by the other requests while this one imports.
+        request.env.cr.commit()  # pylint: disable=invalid-commit
+        run = session.connection_id.with_env(request.env)._saltedge_first_import_run()
+        if not run and session.connection_id.state == "connected":
+            # The scheduled import holds the connection: ask again in a moment.
+            session.write({"import_state": "waiting"})
+            return {"done": False}
+        session.write({"import_state": "done", "import_run_id": run.id})
+        return {"done": True}
 
     @http.route(
         const.CALLBACK_ROUTE + "/<string:kind>",

@@ -14,6 +14,19 @@ class ConnectStateError(Exception):
     """A connect state that cannot be used; the message is shown to the user as is."""
 
 
+class ConnectStateUsed(ConnectStateError):
+    """A valid state of this user that was already handled (a refresh, a double click):
+    ``session`` says where the first return went."""
+
+    def __init__(self, message, session):
+        super().__init__(message)
+        self.session = session
+
+
+# A first import claimed by a request that died is given to the next one after this long.
+FIRST_IMPORT_STALE_MINUTES = 5
+
+
 class AccountBankConnectSession(models.Model):
     """One trip to Salt Edge's connect screens and back.
 
@@ -34,6 +47,12 @@ class AccountBankConnectSession(models.Model):
     expires_at = fields.Datetime(required=True)
     used_at = fields.Datetime(readonly=True)
     connect_url = fields.Char(readonly=True)
+    # The first import after the return, run by the waiting page (one request at a time).
+    import_state = fields.Selection(
+        [("waiting", "Waiting"), ("running", "Running"), ("done", "Done")], readonly=True
+    )
+    import_started_at = fields.Datetime(readonly=True)
+    import_run_id = fields.Many2one("account.bank.import.run", ondelete="set null", readonly=True)
 
     @api.model
     def _start(self, company, journal=None, connection=None, provider_code=None):
@@ -109,14 +128,31 @@ class AccountBankConnectSession(models.Model):
             [session.id],
         )
         if not self.env.cr.fetchone():
-            raise ConnectStateError(
+            raise ConnectStateUsed(
                 self.env._(
                     "This return from the bank was already handled. "
                     "Look at the bank connection, or start again with “Connect bank”."
-                )
+                ),
+                session,
             )
         session.invalidate_recordset(["used_at"])
         return session
+
+    def _claim_first_import(self):
+        """Take the first import of this session for the current request. False when
+        another request has it (a second tab, a refresh) or it is done already."""
+        self.ensure_one()
+        self.env.cr.execute(
+            "UPDATE account_bank_connect_session "
+            "SET import_state = 'running', import_started_at = now() at time zone 'UTC' "
+            "WHERE id = %s AND (import_state = 'waiting' OR (import_state = 'running' "
+            "AND import_started_at < now() at time zone 'UTC' - make_interval(mins => %s))) "
+            "RETURNING id",
+            [self.id, FIRST_IMPORT_STALE_MINUTES],
+        )
+        claimed = bool(self.env.cr.fetchone())
+        self.invalidate_recordset(["import_state", "import_started_at"])
+        return claimed
 
     @api.autovacuum
     def _gc_old_sessions(self):

@@ -95,7 +95,10 @@ class AccountBankConnection(models.Model):
         """Fetch transactions: import what Salt Edge has now (asking it to refresh when the
         last request is old enough), and say how many arrived or why none could."""
         self.ensure_one()
-        if not self.env.user.has_group("account.group_account_user"):
+        if not (
+            self.env.user.has_group("account.group_account_user")
+            or self.env.user.has_group("account.group_account_manager")
+        ):
             raise AccessError(self.env._("Only accountants can fetch bank transactions."))
         self.check_access("read")
         if self.state != "connected":
@@ -129,13 +132,18 @@ class AccountBankConnection(models.Model):
     def _saltedge_first_import(self):
         """Right after the return from the bank; a failure here is recorded, not fatal.
         Returns the number of statement lines created."""
+        return self._saltedge_first_import_run().created_count
+
+    def _saltedge_first_import_run(self):
+        """The first import; returns its ``account.bank.import.run`` (empty when the
+        connection is not connected or another run holds it)."""
         self.ensure_one()
         if self.state != "connected":
-            return 0
+            return self.env["account.bank.import.run"]
         # The connect itself just fetched the bank's data: no refresh needed now.
         self.sudo().last_refresh_request = fields.Datetime.now()
         run, _error = self.sudo()._run_import("first")
-        return run.created_count
+        return run
 
     def _import_transactions(self):
         """Import this connection now (without committing); returns the number of statement

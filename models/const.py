@@ -18,6 +18,8 @@ DEFAULT_REFRESH_INTERVAL_HOURS = 6
 
 RETURN_ROUTE = "/account_bank_connection/saltedge/return"
 CALLBACK_ROUTE = "/account_bank_connection/saltedge/callback"
+# The waiting page after the return, then its result: SESSION_ROUTE/<session id>.
+SESSION_ROUTE = "/account_bank_connection/connect"
 
 # How long a connect session (and its state token) stays valid, in seconds.
 CONNECT_SESSION_LIFETIME = 3600

@@ -50,6 +50,22 @@ class BrowserDriver:
             f".find(c => c.textContent.includes({json.dumps(text)}))"
         )
 
+    def rpc(self, model, method, *args, **kwargs):
+        """Call the ORM as the logged-in user from the current (Odoo) page. The test's own
+        cursor is the one the server's requests use: reading through a request, rather
+        than from the test while the page may still be talking to the server, keeps them
+        from stepping on each other."""
+        params = {"model": model, "method": method, "args": list(args), "kwargs": kwargs}
+        body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": params})
+        answer = self.evaluate(
+            f"fetch('/web/dataset/call_kw/{model}/{method}', {{method: 'POST', "
+            f"headers: {{'Content-Type': 'application/json'}}, body: {json.dumps(body)}}})"
+            ".then(response => response.json())"
+        )
+        if not answer or "error" in answer:
+            self.test.fail(f"{model}.{method} failed: {answer and answer.get('error')}")
+        return answer["result"]
+
     def click_in(self, container, text, button):
         """Wait for ``button`` inside the ``container`` that shows ``text``, click it."""
         found = f"{self.card(container, text)}.querySelector({json.dumps(button)})"
@@ -85,36 +101,24 @@ class TestBankConnectionBrowser(SandboxMixin, HttpCase):
             f"/odoo/action-{action.id}", "account_bank_connection_list_tour", login="admin"
         )
 
-    def test_connect_bank_from_the_dashboard_through_the_bank_screens_and_back(self):
-        """The user guide, clicked: Bank verbinden on the dashboard card, pick the bank,
-        Salt Edge's screens and the bank's, Return to your application, and the card says
-        Connected until with a date."""
-        browser = ChromeBrowser(self)
-        try:
-            self.authenticate("admin", "admin", browser=browser)
-            self.http_request_strict_check = True
-            self.cr.flush()
-            self.cr.clear()
-            driver = BrowserDriver(browser, self)
-            browser.navigate_to(f"{self.base_url()}/odoo/accounting", wait_stop=True)
-            # Bank verbinden on the KBC journal's card.
-            driver.click_in(".o_kanban_record", "KBC Zichtrekening", ".o_bank_connect")
-            # The bank picker lists the country's banks: pick KBC, Verbinden.
-            driver.click_in(".modal .o_kanban_record", "KBC", "button[name=action_connect]")
-            # Salt Edge's screens and the bank's: Business, terms, wait, itsme, accounts.
-            seen = []
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                screen = driver.wait(
-                    "document.readyState === 'complete' && ("
-                    "(document.querySelector('meta[name=sandbox-screen]') || {}).content"
-                    " || (document.querySelector('.o_bank_connect_message') && 'odoo-return'))",
-                    what="a sandbox screen or Odoo's return page",
-                )
-                if screen == "odoo-return":
-                    break
-                if not seen or seen[-1] != screen:
-                    seen.append(screen)
+    def through_the_bank_screens(self, driver):
+        """Salt Edge's screens and the bank's (Business, terms, wait, itsme, accounts), then
+        Odoo's waiting page until the result; returns the screens seen and the result."""
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            screen = driver.wait(
+                "document.readyState === 'complete' && ("
+                "(document.querySelector('meta[name=sandbox-screen]') || {}).content"
+                " || (document.querySelector('.o_bank_connect_message') && 'odoo-result')"
+                " || (document.querySelector('.o_bank_connect_waiting') && 'odoo-waiting'))",
+                what="a sandbox screen or Odoo's return page",
+            )
+            if screen == "odoo-result":
+                break
+            if not seen or seen[-1] != screen:
+                seen.append(screen)
+            if screen != "odoo-waiting":
                 driver.evaluate(
                     """(() => {
                         for (const value of ['business', 'itsme']) {
@@ -127,26 +131,121 @@ class TestBankConnectionBrowser(SandboxMixin, HttpCase):
                         if (next) next.click();
                     })()"""
                 )
-                time.sleep(0.3)
+            time.sleep(0.3)
+        message = driver.evaluate("document.querySelector('.o_bank_connect_message').textContent")
+        return seen, message
+
+    def kbc_card(self, driver, selector):
+        """Wait for ``selector`` on the KBC journal's dashboard card; returns its text."""
+        return driver.wait(
+            driver.card(".o_kanban_record", "KBC Zichtrekening")
+            + f".querySelector({json.dumps(selector)}).textContent",
+            what=f"{selector} on the KBC card",
+        )
+
+    def test_tour_connect_fetch_renew_and_disconnect_from_the_dashboard(self):
+        """The user guide, clicked: Bank verbinden on the dashboard card, pick the bank,
+        Salt Edge's screens and the bank's, Return to your application, the waiting page,
+        and the card says Connected until with a date; then Fetch, Renew through the bank's
+        screens again, and Disconnect on the connection."""
+        browser = ChromeBrowser(self)
+        try:
+            self.authenticate("admin", "admin", browser=browser)
+            self.http_request_strict_check = True
+            self.cr.flush()
+            self.cr.clear()
+            driver = BrowserDriver(browser, self)
+            dashboard = f"{self.base_url()}/odoo/accounting"
+            browser.navigate_to(dashboard, wait_stop=True)
+            # Bank verbinden on the KBC journal's card.
+            driver.click_in(".o_kanban_record", "KBC Zichtrekening", ".o_bank_connect")
+            # The bank picker lists the country's banks: pick KBC, Verbinden.
+            driver.click_in(".modal .o_kanban_record", "KBC", "button[name=action_connect]")
+            seen, message = self.through_the_bank_screens(driver)
             self.assertIn("customer_type", seen)
             self.assertIn("terms", seen)
-            message = driver.evaluate(
-                "document.querySelector('.o_bank_connect_message').textContent"
-            )
+            self.assertIn("odoo-waiting", seen, "the return shows the waiting page first")
             self.assertIn("connected until", message.lower())
+            self.assertIn("transactions imported", message)
             # Back on the dashboard, the card shows Connected until with a date and a year.
-            browser.navigate_to(f"{self.base_url()}/odoo/accounting", wait_stop=True)
-            until = driver.wait(
-                driver.card(".o_kanban_record", "KBC Zichtrekening")
-                + ".querySelector('.o_bank_connected_until').textContent",
-                what="Connected until on the KBC card",
+            browser.navigate_to(dashboard, wait_stop=True)
+            until = self.kbc_card(driver, ".o_bank_connected_until")
+            fields = ["state", "connected_until", "saltedge_consent_id", "journal_ids"]
+            [connection] = driver.rpc(
+                "account.bank.connection",
+                "search_read",
+                [("journal_ids", "in", self.journal.ids)],
+                fields,
             )
-            connection = self.env["account.bank.connection"].search(
-                [("journal_ids", "in", self.journal.ids)]
+            self.assertEqual(connection["state"], "connected")
+            self.assertTrue(connection["connected_until"])
+            self.assertIn(connection["connected_until"][:4], until)
+
+            def runs():
+                return sorted(
+                    run["trigger"]
+                    for run in driver.rpc(
+                        "account.bank.import.run",
+                        "search_read",
+                        [("connection_id", "=", connection["id"])],
+                        ["trigger"],
+                    )
+                )
+
+            def line_count():
+                return driver.rpc(
+                    "account.bank.statement.line",
+                    "search_count",
+                    [("journal_id", "=", self.journal.id)],
+                )
+
+            self.assertEqual(runs(), ["first"])
+            lines = line_count()
+            self.assertTrue(lines)
+
+            # Fetch on the card: imported now, told how many.
+            driver.click_in(".o_kanban_record", "KBC Zichtrekening", ".o_bank_fetch")
+            notice = driver.wait(
+                "[...document.querySelectorAll('.o_notification')]"
+                ".map(n => n.textContent).find(t => t.includes('new transactions'))",
+                what="the Fetch notification",
             )
-            self.assertEqual(connection.state, "connected")
-            self.assertTrue(connection.connected_until)
-            self.assertIn(str(connection.connected_until.year), until)
+            self.assertIn("KBC", notice)
+            self.assertEqual(runs(), ["first", "manual"])
+            self.assertEqual(line_count(), lines, "a Fetch right after the connect adds nothing")
+
+            # Renew on the card: the bank's screens again, the same connection afterwards.
+            driver.click_in(".o_kanban_record", "KBC Zichtrekening", ".o_bank_renew")
+            seen, message = self.through_the_bank_screens(driver)
+            self.assertIn("connected until", message.lower())
+            [renewed] = driver.rpc(
+                "account.bank.connection",
+                "search_read",
+                [("journal_ids", "in", self.journal.ids)],
+                fields,
+            )
+            self.assertEqual(renewed["id"], connection["id"], "the same connection")
+            self.assertEqual(renewed["state"], "connected")
+            self.assertNotEqual(renewed["saltedge_consent_id"], connection["saltedge_consent_id"])
+
+            # Disconnect on the connection (link on the card), confirmed.
+            browser.navigate_to(dashboard, wait_stop=True)
+            driver.click_in(".o_kanban_record", "KBC Zichtrekening", ".o_bank_open_connection")
+            driver.click_in(".o_form_view", "KBC", "button[name=action_disconnect]")
+            driver.click_in(".modal", "Disconnect this bank", ".modal-footer .btn-primary")
+            driver.wait(
+                "document.querySelector('.o_statusbar_status .o_arrow_button_current')"
+                ".textContent.includes('Disconnected')",
+                what="the connection shown as disconnected",
+            )
+            [gone] = driver.rpc(
+                "account.bank.connection", "read", [connection["id"]], ["state", "journal_ids"]
+            )
+            self.assertEqual((gone["state"], gone["journal_ids"]), ("disconnected", []))
+            # The card offers Connect bank again; the imported lines stay.
+            browser.navigate_to(dashboard, wait_stop=True)
+            self.kbc_card(driver, ".o_bank_connect")
+            self.assertEqual(line_count(), lines)
         finally:
             browser.stop()
             self._wait_remaining_requests()

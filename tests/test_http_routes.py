@@ -83,35 +83,117 @@ class TestHttpRoutes(BankConnectionHttpCase):
 
     # --- the return from the bank ----------------------------------------------------
 
-    def test_returning_from_the_bank_shows_connected_until_and_imports(self):
+    def import_from_the_waiting_page(self, session_url):
+        """What the waiting page's script does: ask the import route until done."""
+        response = self.url_open(
+            f"{session_url}/import",
+            data=json.dumps({"jsonrpc": "2.0", "method": "call", "params": {}}),
+            headers={"Content-Type": "application/json"},
+            timeout=120,
+        )
+        self.assertEqual(response.status_code, 200)
+        return response.json()["result"]
+
+    def lines_of(self, journal):
+        return self.env["account.bank.statement.line"].search([("journal_id", "=", journal.id)])
+
+    def test_returning_from_the_bank_waits_imports_and_shows_connected_until(self):
         url = self.bank_screens()
         response = self.url_open(url, timeout=120)
+        # The return goes on to the waiting page, which the first import follows.
         self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.history[0].status_code, 303)
+        session_url = response.url
+        self.assertIn(const.SESSION_ROUTE, session_url)
+        self.assertIn("o_bank_connect_waiting", response.text)
+        self.assertIn("Do not close this screen", response.text)
         self.env.invalidate_all()
         connection = self.Connection.search([])
         self.assertEqual(connection.state, "connected")
         self.assertEqual(connection.user_id, self.admin)
-        self.assertIn("connected until", response.text)
-        self.assertIn(connection._format_connected_until(), response.text)
         self.assertEqual(self.kbc_journal.bank_connection_id, connection)
-        lines = self.env["account.bank.statement.line"].search(
-            [("journal_id", "=", self.kbc_journal.id)]
-        )
+        self.assertFalse(self.lines_of(self.kbc_journal), "nothing imported before the page asks")
+        self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
+        self.env.invalidate_all()
+        lines = self.lines_of(self.kbc_journal)
         self.assertTrue(lines)
         self.assertTrue(all(lines.mapped("saltedge_transaction_id")))
+        result = self.url_open(session_url)
+        self.assertEqual(result.status_code, 200)
+        self.assertIn("connected until", result.text)
+        self.assertIn(connection._format_connected_until(), result.text)
+        run = connection.import_run_ids
+        self.assertEqual((run.trigger, run.state), ("first", "done"))
+        self.assertTrue(run.created_count)
+        self.assertIn(f"{run.created_count} transactions imported", result.text)
 
-    def test_a_reused_state_gets_a_clear_page_and_changes_nothing(self):
+    def test_a_refresh_or_second_click_on_the_waiting_page_imports_once(self):
+        url = self.bank_screens()
+        session_url = self.url_open(url, timeout=120).url
+        # A second tab asks while the first holds the import: told to wait, nothing run.
+        self.env.invalidate_all()
+        session = self.env["account.bank.connect.session"].search([], limit=1)
+        session._claim_first_import()
+        self.env.flush_all()
+        self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": False})
+        self.env.invalidate_all()
+        self.assertFalse(self.lines_of(self.kbc_journal))
+        self.assertFalse(session.connection_id.import_run_ids)
+        # The first request finishes (here: given back), then one import for any number of asks.
+        session.import_state = "waiting"
+        self.env.flush_all()
+        self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
+        self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
+        self.env.invalidate_all()
+        self.assertEqual(len(session.connection_id.import_run_ids), 1)
+        count = len(self.lines_of(self.kbc_journal))
+        self.assertTrue(count)
+        # Refreshing the return URL itself lands on the same result, nothing imported again.
+        again = self.url_open(url, timeout=60)
+        self.assertEqual(again.status_code, 200)
+        self.assertEqual(again.url, session_url)
+        self.assertIn("connected until", again.text)
+        self.env.invalidate_all()
+        self.assertEqual(len(self.lines_of(self.kbc_journal)), count)
+        self.assertEqual(len(self.Connection.search([])), 1)
+
+    def test_the_waiting_page_of_another_user_shows_nothing(self):
+        url = self.bank_screens()
+        session_url = self.url_open(url, timeout=120).url
+        self.env.invalidate_all()
+        connection = self.Connection.search([])
+        self.env["res.users"].create(
+            {
+                "name": "Colleague",
+                "login": "colleague",
+                "password": "colleague-password",
+                "groups_id": [(6, 0, [self.env.ref("account.group_account_manager").id])],
+            }
+        )
+        self.env.flush_all()
+        self.authenticate("colleague", "colleague-password")
+        page = self.url_open(session_url)
+        self.assertEqual(page.status_code, 400)
+        self.assertNotIn(connection.name, page.text)
+        self.assertEqual(
+            self.import_from_the_waiting_page(session_url), {"done": False, "missing": True}
+        )
+        self.env.invalidate_all()
+        self.assertFalse(self.lines_of(self.kbc_journal))
+
+    def test_a_reused_state_leads_back_to_the_same_page_and_changes_nothing(self):
         # Only the savings account: the KBC journal keeps its own IBAN, nothing to import.
         url = self.bank_screens(account_ibans=[KBC_SAVINGS])
-        self.assertEqual(self.url_open(url, timeout=60).status_code, 200)
+        first = self.url_open(url, timeout=60)
+        self.assertEqual(first.status_code, 200)
         self.env.invalidate_all()
         connection = self.Connection.search([])
         self.assertEqual(connection.account_ids.mapped("iban"), [KBC_SAVINGS])
         self.assertEqual(connection.unlinked_account_count, 1)
         messages = len(connection.message_ids)
         again = self.url_open(url, timeout=60)
-        self.assertEqual(again.status_code, 400)
-        self.assertIn("already handled", again.text)
+        self.assertEqual(again.status_code, 200)
+        self.assertEqual(again.url, first.url)
         self.env.invalidate_all()
         self.assertEqual(self.Connection.search([]), connection)
         self.assertEqual(len(connection.message_ids), messages)
