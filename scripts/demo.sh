@@ -58,7 +58,7 @@ prepare_demo_db() {
         odoo_bin -c "$DEMO_DIR/odoo.conf" -d "$DB" -u "$MODULE" --stop-after-init \
             >"$DEMO_DIR/update.log" 2>&1 || { tail -n 40 "$DEMO_DIR/update.log" >&2; die "Update failed."; }
     else
-        log "Creating the demo database $DB (about two minutes, once)"
+        log "Creating the demo database $DB (a few minutes)"
         if ! create_demo_db >"$DEMO_DIR/install.log" 2>&1; then
             tail -n 40 "$DEMO_DIR/install.log" >&2
             dropdb --if-exists "$DB" >/dev/null 2>&1 || true

@@ -27,10 +27,14 @@ log "Starting Odoo on port $ODOO_PORT"
 odoo_bin -c "$DEMO_DIR/odoo.conf" -d "$DB" --http-port="$ODOO_PORT" --max-cron-threads=0 \
     >"$DEMO_DIR/odoo.log" 2>&1 &
 ODOO_PID=$!
-CLEANUP+=("kill $ODOO_PID 2>/dev/null; wait $ODOO_PID 2>/dev/null")
-for _ in $(seq 120); do
+# odoo_bin runs Odoo as a child of the background shell: stop that child, then the shell.
+CLEANUP+=("pkill -TERM -P $ODOO_PID 2>/dev/null; wait $ODOO_PID 2>/dev/null")
+for i in $(seq 121); do
     curl -fsS "http://localhost:$ODOO_PORT/web/login" >/dev/null 2>&1 && break
-    kill -0 "$ODOO_PID" 2>/dev/null || { tail -n 40 "$DEMO_DIR/odoo.log" >&2; die "Odoo did not start."; }
+    if [ "$i" = 121 ] || ! kill -0 "$ODOO_PID" 2>/dev/null; then
+        tail -n 40 "$DEMO_DIR/odoo.log" >&2
+        die "Odoo did not start."
+    fi
     sleep 0.5
 done
 
