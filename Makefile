@@ -3,7 +3,7 @@
 
 N ?= 10000
 
-.PHONY: help test run lint sandbox i18n bench
+.PHONY: help test run lint sandbox i18n bench screenshots
 
 help:
 	@echo "make run      the demo: Odoo on http://localhost:8069 (admin/admin) with the Salt Edge sandbox"
@@ -12,6 +12,7 @@ help:
 	@echo "make sandbox  the local Salt Edge sandbox in the foreground"
 	@echo "make i18n     refresh i18n/*.pot and the nl/fr .po files from the code"
 	@echo "make bench    time the import of N=10000 transactions against a bare create (make bench N=1000)"
+	@echo "make screenshots  make the README's pictures again (docs/screenshots/) from a throw-away demo"
 
 test:
 	@bash scripts/test.sh
@@ -30,3 +31,6 @@ i18n:
 
 bench:
 	@bash scripts/bench.sh $(N)
+
+screenshots:
+	@bash scripts/screenshots.sh

@@ -1,10 +1,20 @@
-# Run by make run through scripts/odoo_script.py on every start: makes sure the demo company has the
-# Belgian chart, two bank journals with the sandbox banks' IBANs, and Odoo points at the local
-# Salt Edge sandbox. Idempotent.
+# Run by make run (and make screenshots) through scripts/odoo_script.py on every start: makes sure
+# the demo company has the Belgian chart, two bank journals with the sandbox banks' IBANs, Odoo
+# points at the local Salt Edge sandbox, the Belfius journal is connected (through the sandbox's
+# real connect screens) with a consent that ends in a few days, and its renewal reminder is in
+# the outbox. The KBC journal stays unconnected: the visitor clicks Connect bank there.
+# Idempotent: a second run reuses the Belfius connection and sends no second reminder.
+#
+# DEMO_LANG=nl (or fr) makes the admin's language Belgian Dutch (or French); English otherwise.
+# DEMO_CONSENT_DAYS (default 10) is the length of the Belfius consent when it is first made.
 import os
+from urllib.parse import parse_qs, urlparse
 
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import serialization
+
+from odoo.addons.account_bank_connection.models import const
+from odoo.addons.account_bank_connection.sandbox.driver import complete_connect
 
 env = env  # noqa: F821 (given by scripts/odoo_script.py)
 company = env.ref("base.main_company")
@@ -45,6 +55,81 @@ params.set_param("account_bank_connection.saltedge_app_id", "sandbox-app-id")
 params.set_param("account_bank_connection.saltedge_secret", "sandbox-secret")
 params.set_param("account_bank_connection.saltedge_public_key", public_pem)
 params.set_param("account_bank_connection.include_sandboxes", "True")
-env.ref("base.user_admin").write({"password": "admin"})
+admin = env.ref("base.user_admin")
+# Only when it differs: each password change sends the admin a security e-mail, which would
+# pile up in the outbox beside the reminder.
+env.cr.execute("SELECT COALESCE(password, '') FROM res_users WHERE id = %s", [admin.id])
+password_hash = env.cr.fetchone()[0]
+try:
+    password_ok = admin._crypt_context().verify("admin", password_hash)
+except ValueError:
+    password_ok = False
+if not password_ok:
+    admin.write({"password": "admin"})
+if not admin.email:
+    admin.email = "admin@example.com"
+if not company.email:
+    company.email = "boekhouding@example.com"
+
+# The admin's language: English unless DEMO_LANG names another (nl, fr or a full code).
+LANGS = {"": "en_US", "en": "en_US", "nl": "nl_BE", "fr": "fr_BE"}
+lang_code = LANGS.get(os.environ.get("DEMO_LANG", "").strip().lower(), os.environ.get("DEMO_LANG"))
+if admin.lang != lang_code:
+    lang = env["res.lang"].with_context(active_test=False).search([("code", "=", lang_code)])
+    if not lang:
+        raise SystemExit(f"DEMO_LANG: no language {lang_code!r} in Odoo")
+    if not lang.active:
+        env["base.language.install"].create({"lang_ids": [(6, 0, lang.ids)]}).lang_install()
+    admin.lang = lang_code
+    print(f"demo: admin's language is {lang_code}")
+env.cr.commit()
+
+# The Belfius journal, connected as the admin would: the connect screens are gone through
+# by the sandbox's driver, the return is what the return controller does with it.
+BELFIUS = "belfius_sandbox_be"
+Connection = env["account.bank.connection"].with_user(admin).with_company(company)
+belfius = Connection.sudo().search(
+    [("company_id", "=", company.id), ("provider_code", "=", BELFIUS)], limit=1
+)
+if not belfius:
+    journal = env["account.journal"].search(
+        [("company_id", "=", company.id), ("bank_acc_number", "=", "BE56363123456788")], limit=1
+    )
+    # A short consent, so the card is amber and a reminder is due; the setting itself is
+    # left as it was.
+    consent_days = params.get_param(const.PARAM_CONSENT_DAYS)
+    params.set_param(const.PARAM_CONSENT_DAYS, os.environ.get("DEMO_CONSENT_DAYS") or "10")
+    action = Connection._saltedge_start_connect(company, BELFIUS, journal=journal)
+    params.set_param(const.PARAM_CONSENT_DAYS, consent_days or False)
+    query = {
+        key: values[0]
+        for key, values in parse_qs(urlparse(complete_connect(action["url"])).query).items()
+    }
+    if query.get("error_class"):
+        raise SystemExit(f"The sandbox refused the Belfius connect: {query['error_class']}")
+    session = env["account.bank.connect.session"].with_user(admin)._consume(query.get("state"))
+    belfius = Connection._saltedge_finish_return(
+        session, connection_hint=query.get("connection_id")
+    )
+    imported = belfius._saltedge_first_import()
+    env.cr.commit()
+    print(f"demo: Belfius connected until {belfius.connected_until}, {imported} transactions")
+else:
+    print(
+        f"demo: Belfius connection {belfius.id} reused "
+        f"({belfius.state}, until {belfius.connected_until})"
+    )
+
+# The daily reminder run, now: the Belfius reminder (once per consent) goes to the outbox. The
+# demo has no mail server, so the mail queue leaves it there as failed; the template keeps it
+# (no auto-delete).
+env["account.bank.connection"]._cron_send_renewal_reminders()
+reminders = env["mail.mail"].search(
+    [("model", "=", "account.bank.connection"), ("res_id", "=", belfius.id)]
+)
+for mail in reminders:
+    # Settings › Technical › Emails: "Outgoing" until the mail queue runs, then "Delivery
+    # Failed" (the demo has no mail server); it stays there either way.
+    print(f"demo: reminder mail {mail.id} in the outbox ({mail.state}): {mail.subject}")
 env.cr.commit()
 print("demo set-up done")
