@@ -8,3 +8,4 @@ from . import test_import
 from . import test_i18n
 from . import test_access
 from . import test_access_routes
+from . import test_state_token
