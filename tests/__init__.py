@@ -9,3 +9,4 @@ from . import test_i18n
 from . import test_access
 from . import test_access_routes
 from . import test_state_token
+from . import test_secrets
