@@ -13,10 +13,14 @@ import os
 import re
 import sys
 
-# Base64 runs long enough to be a signature or a key line.
+# Base64 runs long enough to be a signature or a line of a key.
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
-# A signature is looked for by its first characters: found whole or cut short.
-PREFIX = 48
+# Key lines and signatures are looked for by their first characters, found whole or cut
+# short: thousands of them, so each base64 run of the log is looked up instead.
+PREFIX = 40
+LOOKED_UP = ("private key", "signature")
+# Shorter values (the "Zw==" that ends a key) would be found in any log by chance.
+MIN_PLAIN = 12
 
 
 def read_secrets(path):
@@ -34,19 +38,20 @@ def kinds_found(text, secrets):
     found = set()
     if "PRIVATE KEY" in text:
         found.add("a PEM private key header")
-    # Few, short: a plain search each.
-    for kind in ("secret", "private key"):
-        if any(value in text for value in secrets.get(kind, ())):
+    by_prefix = {}
+    for kind, values in secrets.items():
+        for value in values:
+            if kind in LOOKED_UP and len(value) >= PREFIX:
+                by_prefix[value[:PREFIX]] = kind
+            elif len(value) >= MIN_PLAIN and value in text:
+                # Few and short (the Secret, a key's last line): a plain search each.
+                found.add(kind)
+    for match in BASE64_RUN.finditer(text):
+        run = match.group()
+        # A run may start one character early: the "n" of an escaped newline.
+        kind = by_prefix.get(run[:PREFIX]) or by_prefix.get(run[1 : PREFIX + 1])
+        if kind:
             found.add(kind)
-    # Thousands of signatures: look each base64 run of the log up instead. A run may
-    # start one character early, after the "n" of an escaped newline.
-    signatures = {value[:PREFIX] for value in secrets.get("signature", ())}
-    if signatures:
-        for match in BASE64_RUN.finditer(text):
-            run = match.group()
-            if run[:PREFIX] in signatures or run[1 : PREFIX + 1] in signatures:
-                found.add("signature")
-                break
     return found
 
 
