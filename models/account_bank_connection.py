@@ -329,6 +329,8 @@ class AccountBankConnection(models.Model):
         connection is read from Salt Edge and must belong to the company's customer.
         Returns the connection.
         """
+        # The state proves who started the connect, not that they may still connect.
+        self._check_manager()
         company = session.company_id
         customer_id = company.sudo().saltedge_customer_id
         connection = session.connection_id.sudo()

@@ -94,7 +94,6 @@ class AccountBankConnectionAccount(models.Model):
             "type": "bank",
             "code": Journal.get_next_bank_cash_default_code("bank", company),
             "company_id": company.id,
-            "bank_acc_number": self.iban or False,
         }
         if self.currency_id and self.currency_id != company.currency_id:
             # Odoo posts no statement line in an inactive currency: the import would fail.
@@ -102,6 +101,8 @@ class AccountBankConnectionAccount(models.Model):
                 self.currency_id.sudo().active = True
             vals["currency_id"] = self.currency_id.id
         journal = Journal.create(vals)
+        # The IBAN's bank account is made by the link, as for a journal matched by IBAN: an
+        # accounting administrator need not have the right to create contacts' accounts.
         self._link_journal(journal)
         self.connection_id.message_post(
             body=self.env._(

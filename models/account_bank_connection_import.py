@@ -95,9 +95,9 @@ class AccountBankConnection(models.Model):
         """Fetch transactions: import what Salt Edge has now (asking it to refresh when the
         last request is old enough), and say how many arrived or why none could."""
         self.ensure_one()
-        if not (
-            self.env.user.has_group("account.group_account_user")
-            or self.env.user.has_group("account.group_account_manager")
+        # An accounting administrator need not have "Show Full Accounting Features".
+        if not self.env.user.has_group("account.group_account_user") and not (
+            self.env.user.has_group("account.group_account_manager")
         ):
             raise AccessError(self.env._("Only accountants can fetch bank transactions."))
         self.check_access("read")

@@ -58,6 +58,17 @@ class ResConfigSettings(models.TransientModel):
         groups="base.group_system",
     )
 
+    @api.model
+    def default_get(self, fields_list):
+        # Odoo's default_get reads the parameters as superuser for any caller: a field
+        # restricted to a group (the Secret, the private key) is left out for the others.
+        readable = [
+            name
+            for name in fields_list
+            if name not in self._fields or self._fields[name].is_accessible(self.env)
+        ]
+        return super().default_get(readable)
+
     @api.constrains("bank_connection_reminder_days")
     def _check_bank_connection_reminder_days(self):
         for settings in self:

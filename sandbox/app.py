@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import signing
+from . import signing, witness
 from .api import Api
 from .bank import Bank
 from .callbacks import CallbackSender
@@ -57,6 +57,8 @@ class SandboxApp:
         self.state = State(config.state_path)
         key_pem = config.signing_key_pem or signing.generate_private_key_pem()
         self.private_key = signing.load_private_key(key_pem)
+        witness.record(config.secrets_file, "secret", config.secret)
+        witness.record(config.secrets_file, "private key", *witness.pem_body_lines(key_pem))
         self.public_key_pem = signing.public_pem(self.private_key)
         self.client_key = (
             signing.load_public_key(config.client_public_key_pem)
@@ -163,6 +165,7 @@ class SandboxApp:
         if not secret or not hmac.compare_digest(secret, self.config.secret):
             raise ApiError("WrongSecret", "The Secret does not match the App-id.")
         signature = headers.get("Signature")
+        witness.record(self.config.secrets_file, "signature", signature)
         expires_at = headers.get("Expires-at")
         if self.client_key is not None and self.config.require_signature:
             if not signature:

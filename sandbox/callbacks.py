@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 
-from . import signing
+from . import signing, witness
 
 _logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class CallbackSender:
         document = {"data": data, "meta": {"version": "6", "time": self.clock()}}
         body = json.dumps(document, separators=(",", ":")).encode("utf-8")
         signature = signing.sign(self.private_key, signing.callback_message(url, body))
+        witness.record(self.config.secrets_file, "signature", signature)
         request = urllib.request.Request(
             url,
             data=body,

@@ -14,6 +14,8 @@ class SandboxConfig:
     signature logged as unverified, since there is nothing to verify it with.
     ``callback_url``: where callbacks go; a ``{kind}`` in it is replaced by success, fail,
     notify or destroy, otherwise every kind is posted to the URL as it is.
+    ``secrets_file``: the file that learns every secret of the sandbox, for the log scan
+    of the tests (``ABC_SECRETS_FILE`` by default; none when unset).
     """
 
     app_id: str = "sandbox-app-id"
@@ -28,8 +30,12 @@ class SandboxConfig:
     refresh_interval: int = 300
     host: str = "127.0.0.1"
     port: int = 0
+    # Where the sandbox writes the secrets it knows and sees (see witness.py).
+    secrets_file: str = None
 
     def __post_init__(self):
+        if self.secrets_file is None:
+            self.secrets_file = os.environ.get("ABC_SECRETS_FILE") or None
         if isinstance(self.client_public_key_pem, str):
             self.client_public_key_pem = self.client_public_key_pem.encode()
         if isinstance(self.signing_key_pem, str):

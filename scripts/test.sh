@@ -13,6 +13,11 @@ LOGS="$CACHE_DIR/last-test-logs"
 # The logs of the last run stay in the cache for a look after a failure.
 CLEANUP+=("rm -rf '$LOGS'; mkdir -p '$LOGS'; cp '$WORK'/*.log '$LOGS'/ 2>/dev/null; rm -rf '$WORK'")
 DB=${TEST_DB:-abc_test_$$}
+# The tests and the sandbox write every secret they use here; the logs are scanned for them
+# at the end. Our module logs down to DEBUG in both runners, so the scan sees everything.
+export ABC_SECRETS_FILE="$WORK/secrets.txt"
+export ABC_PYTEST_LOG="$WORK/pytest-debug.log"
+: >"$ABC_SECRETS_FILE"
 write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
 
 log "Installing $MODULE into a fresh database $DB"
@@ -29,7 +34,7 @@ pytest_rc=0
 pytest_summary="=== 0 passed (skipped by SKIP_PYTEST) ==="
 if [ -z "${SKIP_PYTEST:-}" ]; then
 log "Running the tests with pytest-odoo"
-PYTHONPATH="$ROOT/scripts:$PYTHONPATH" python -m pytest -p no:cacheprovider -p pytest_post_install --durations=10 --odoo-config="$WORK/odoo.conf" --odoo-database="$DB" \
+PYTHONPATH="$ROOT/scripts:$PYTHONPATH" python -m pytest -p no:cacheprovider -p pytest_post_install -p pytest_log_file --durations=10 --odoo-config="$WORK/odoo.conf" --odoo-database="$DB" \
     "$ADDONS_DIR/$MODULE/tests" "$@" 2>&1 | tee "$WORK/pytest.log" || pytest_rc=$?
 pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$WORK/pytest.log" | tail -n 1)
 fi
@@ -39,7 +44,8 @@ browser_counts=
 if [ -z "${SKIP_BROWSER:-}" ]; then
 log "Running the browser tests (Odoo's runner, headless Chromium)"
 odoo_bin -c "$WORK/odoo.conf" -d "$DB" --test-enable --test-tags="$BROWSER_TAGS" \
-    --http-port="$(free_port)" --stop-after-init --log-level=info >"$WORK/browser.log" 2>&1 \
+    --http-port="$(free_port)" --stop-after-init --log-level=info \
+    --log-handler="odoo.addons.$MODULE:DEBUG" >"$WORK/browser.log" 2>&1 \
     || browser_rc=$?
 grep -E '(ERROR|FAIL|odoo.tests.stats|tests.result|Starting|running)' "$WORK/browser.log" \
     | grep -v 'INFO .* module ' | tail -n 40 >&2 || true
@@ -54,6 +60,12 @@ if [ "$browser_rc" != 0 ]; then
     fi
 fi
 
+# No Secret, private key or signature in any log of the run (names the log and the kind).
+secrets_rc=0
+python "$ROOT/scripts/scan_secrets.py" "$ABC_SECRETS_FILE" "$WORK/install.log" \
+    "$WORK/pytest.log" "$ABC_PYTEST_LOG" "$WORK/browser.log" >&2 || secrets_rc=$?
+rm -f "$ABC_SECRETS_FILE"
+
 p_passed=$(grep -oE '[0-9]+ passed' <<<"$pytest_summary" | grep -oE '[0-9]+' || echo 0)
 p_failed=$( (grep -oE '[0-9]+ (failed|errors?)' <<<"$pytest_summary" || true) | awk '{s += $1} END {print s + 0}')
 b_passed=$((b_run - b_failed - b_errors))
@@ -63,6 +75,9 @@ echo "browser tests (Odoo runner): $b_passed passed, $((b_failed + b_errors)) fa
 echo "total: $((p_passed + b_passed)) passed, $((p_failed + b_failed + b_errors)) failed"
 if [ "$pytest_rc" != 0 ] || [ "$browser_rc" != 0 ] || [ $((b_failed + b_errors)) != 0 ]; then
     die "Tests failed (logs: $LOGS)."
+fi
+if [ "$secrets_rc" != 0 ]; then
+    die "A secret is in the logs of this run (see the secret scan above; logs: $LOGS)."
 fi
 if { [ -z "${SKIP_PYTEST:-}" ] && [ "$p_passed" = 0 ]; } || { [ -z "${SKIP_BROWSER:-}" ] && [ "$b_run" = 0 ]; }; then
     die "No tests ran: something is wrong with the test set-up."

@@ -6,3 +6,7 @@ from . import test_http_routes
 from . import test_reminders
 from . import test_import
 from . import test_i18n
+from . import test_access
+from . import test_access_routes
+from . import test_state_token
+from . import test_secrets

@@ -1,0 +1,441 @@
+"""Who may do what: one table of (role, target, operation, expected) for every model, field
+and button of the module, run against real users on real Odoo (the routes: in
+test_access_routes.py).
+
+The tables are the specification. ``OK`` means the operation goes through; an exception
+class means exactly that exception is raised. Every row runs in its own savepoint, so a
+row that is allowed (a write, an unlink, a disconnect) leaves nothing for the next one.
+"""
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user
+
+from ..models import const
+from .common import KBC_SAVINGS, SECRET, BankConnectionCase
+
+OK = "allowed"
+DENIED = AccessError
+INVALID = UserError
+
+PUBLIC = "public"
+PORTAL = "portal"
+USER = "internal user"
+ACCOUNTANT = "accountant"
+MANAGER = "accounting manager"
+ADMIN = "system administrator"
+STRANGER = "manager of another company"
+ROLES = (PUBLIC, PORTAL, USER, ACCOUNTANT, MANAGER, ADMIN, STRANGER)
+NON_ADMINS = (PUBLIC, PORTAL, USER, ACCOUNTANT, MANAGER, STRANGER)
+
+
+def by_role(public, portal, user, accountant, manager, admin, stranger):
+    """One expectation per role, in the order of ROLES."""
+    return dict(
+        zip(ROLES, (public, portal, user, accountant, manager, admin, stranger), strict=True)
+    )
+
+
+D = DENIED
+# Shorthands for the usual shapes of a row.
+NOBODY = by_role(D, D, D, D, D, D, D)
+SYSTEM_ONLY = by_role(D, D, D, D, D, OK, D)
+ACCOUNTANTS = by_role(D, D, D, OK, OK, OK, D)
+MANAGERS = by_role(D, D, D, D, OK, OK, D)
+
+# (target, operation) -> expectation per role. Targets are named in setUp's fixtures.
+MODEL_MATRIX = {
+    ("connection", "read"): ACCOUNTANTS,
+    ("connection", "create"): MANAGERS,
+    ("connection", "write"): MANAGERS,
+    ("connection", "unlink"): MANAGERS,
+    ("online account", "read"): ACCOUNTANTS,
+    ("online account", "create"): MANAGERS,
+    ("online account", "write"): MANAGERS,
+    ("online account", "unlink"): MANAGERS,
+    # The bank list is the same for every company: no company rule.
+    ("provider", "read"): by_role(D, D, D, OK, OK, OK, OK),
+    ("provider", "create"): NOBODY,
+    ("provider", "write"): NOBODY,
+    ("provider", "unlink"): NOBODY,
+    # Connect sessions hold the state's nonce: the system reads them, nobody writes.
+    ("connect session", "read"): SYSTEM_ONLY,
+    ("connect session", "create"): NOBODY,
+    ("connect session", "write"): NOBODY,
+    ("connect session", "unlink"): NOBODY,
+    ("callback", "read"): SYSTEM_ONLY,
+    ("callback", "create"): NOBODY,
+    ("callback", "write"): NOBODY,
+    ("callback", "unlink"): NOBODY,
+    # Ledgers written by the module itself: a deleted reminder would go out again, a
+    # forged one would keep the real one from going out.
+    ("reminder", "read"): ACCOUNTANTS,
+    ("reminder", "create"): NOBODY,
+    ("reminder", "write"): NOBODY,
+    ("reminder", "unlink"): NOBODY,
+    ("import run", "read"): ACCOUNTANTS,
+    ("import run", "create"): NOBODY,
+    ("import run", "write"): NOBODY,
+    ("import run", "unlink"): NOBODY,
+    # The fields the module adds to Odoo's models.
+    ("journal bank fields", "read"): ACCOUNTANTS,
+    ("journal bank fields", "write"): MANAGERS,
+    ("journal of another company linked here", "write"): by_role(D, D, D, D, D, D, INVALID),
+    ("company Salt Edge customer", "read"): SYSTEM_ONLY,
+    ("company Salt Edge customer", "write"): SYSTEM_ONLY,
+    ("settings Salt Edge fields", "read"): SYSTEM_ONLY,
+    ("settings Salt Edge fields", "create"): SYSTEM_ONLY,
+    ("settings reminder days", "create"): SYSTEM_ONLY,
+}
+
+# (target, button) -> expectation per role.
+BUTTON_MATRIX = {
+    ("journal", "action_bank_connect"): MANAGERS,
+    ("journal", "action_bank_fetch"): ACCOUNTANTS,
+    ("journal", "action_bank_renew"): MANAGERS,
+    ("journal", "action_open_bank_connection"): ACCOUNTANTS,
+    ("connection", "action_renew"): MANAGERS,
+    ("connection", "action_disconnect"): MANAGERS,
+    ("connection", "action_fetch_transactions"): ACCOUNTANTS,
+    ("connection", "action_open_journals"): ACCOUNTANTS,
+    ("online account", "action_create_journal"): MANAGERS,
+    ("provider", "action_connect"): MANAGERS,
+}
+
+
+class _Rollback(Exception):
+    """Leaves a row's savepoint after an allowed operation."""
+
+
+class AccessRolesMixin:
+    """The seven roles of the matrix, as real users."""
+
+    @classmethod
+    def setup_roles(cls):
+        cls.other_company = cls.env["res.company"].create({"name": "Andere BV"})
+
+        def user(login, groups, company=cls.company):
+            return new_test_user(
+                cls.env,
+                login=login,
+                groups=groups,
+                company_id=company.id,
+                company_ids=[(6, 0, company.ids)],
+            )
+
+        cls.users = {
+            PUBLIC: cls.env.ref("base.public_user"),
+            PORTAL: user("abc_acl_portal", "base.group_portal"),
+            USER: user("abc_acl_user", "base.group_user"),
+            ACCOUNTANT: user("abc_acl_accountant", "base.group_user,account.group_account_user"),
+            MANAGER: user("abc_acl_manager", "base.group_user,account.group_account_manager"),
+            ADMIN: user(
+                "abc_acl_admin",
+                "base.group_user,base.group_system,account.group_account_manager",
+            ),
+            STRANGER: user(
+                "abc_acl_stranger",
+                "base.group_user,account.group_account_manager",
+                company=cls.other_company,
+            ),
+        }
+
+
+class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_roles()
+        cls.other_journal = cls.env["account.journal"].create(
+            {
+                "name": "Andere bank",
+                "code": "ANDB",
+                "type": "bank",
+                "company_id": cls.other_company.id,
+            }
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.reset_sandbox()
+        self.connection = self.finish(self.connect())
+        self.bank_name = self.connection.name
+        self.account = self.connection.account_ids.filtered(lambda a: a.iban == KBC_SAVINGS)
+        self.assertFalse(self.account.journal_id, "the savings account has no journal yet")
+        sudo = self.env(su=True)
+        self.provider = sudo["account.bank.provider"].create(
+            {
+                "code": "kbc_sandbox_be",
+                "name": "KBC (sandbox)",
+                "country_code": "BE",
+                "fetched_at": "2030-01-01 00:00:00",
+            }
+        )
+        self.session = sudo["account.bank.connect.session"].search([], limit=1)
+        self.callback = sudo["account.bank.callback"]._claim("f" * 64, "notify", "1")
+        self.reminder = sudo["account.bank.reminder"].create(
+            {
+                "connection_id": self.connection.id,
+                "consent_id": self.connection.saltedge_consent_id,
+                "threshold": 15,
+                "sent_on": "2030-01-01",
+            }
+        )
+        self.run = sudo["account.bank.import.run"].create({"connection_id": self.connection.id})
+        self.settings = (
+            self.env["res.config.settings"].with_user(self.users[ADMIN]).create({}).sudo()
+        )
+        self.env.flush_all()
+
+    # --- the operations of the tables, as a role ------------------------------------
+
+    def model_operation(self, target, operation, user):
+        """A callable doing ``operation`` on ``target`` as ``user``."""
+        env = self.env(user=user, su=False)
+        records = {
+            "connection": self.connection,
+            "online account": self.account,
+            "provider": self.provider,
+            "connect session": self.session,
+            "callback": self.callback,
+            "reminder": self.reminder,
+            "import run": self.run,
+            "journal bank fields": self.kbc_journal,
+            "journal of another company linked here": self.other_journal,
+            "company Salt Edge customer": self.company,
+            "settings Salt Edge fields": self.settings,
+        }
+        create_vals = {
+            "connection": {"name": "Belfius", "company_id": self.company.id},
+            "online account": {
+                "connection_id": self.connection.id,
+                "saltedge_account_id": "acl-1",
+                "name": "Extra",
+            },
+            "provider": {
+                "code": "acl_bank",
+                "name": "ACL",
+                "country_code": "BE",
+                "fetched_at": "2030-01-01 00:00:00",
+            },
+            "connect session": {
+                "user_id": user.id,
+                "company_id": self.company.id,
+                "nonce": "n",
+                "expires_at": "2030-01-01 00:00:00",
+            },
+            "callback": {"fingerprint": "acl"},
+            "reminder": {
+                "connection_id": self.connection.id,
+                "consent_id": "acl",
+                "threshold": 3,
+                "sent_on": "2030-01-01",
+            },
+            "import run": {"connection_id": self.connection.id},
+            "settings Salt Edge fields": {"saltedge_secret": "acl-new-secret"},
+            "settings reminder days": {"bank_connection_reminder_days": "20"},
+        }
+        write_vals = {
+            "connection": {"name": "Renamed"},
+            "online account": {"name": "Renamed"},
+            "provider": {"name": "Renamed"},
+            "connect session": {"provider_code": "other"},
+            "callback": {"result": "other"},
+            "reminder": {"threshold": 2},
+            "import run": {"error": "other"},
+            "journal bank fields": {"bank_connection_id": False},
+            "journal of another company linked here": {"bank_connection_id": self.connection.id},
+            "company Salt Edge customer": {"saltedge_customer_id": "999"},
+        }
+        read_fields = {
+            "journal bank fields": [
+                "bank_connection_id",
+                "bank_connection_state",
+                "bank_connected_until",
+                "bank_connection_last_sync",
+                "bank_connected_until_label",
+                "bank_connection_level",
+            ],
+            "company Salt Edge customer": ["saltedge_customer_id"],
+            "settings Salt Edge fields": [
+                "saltedge_base_url",
+                "saltedge_app_id",
+                "saltedge_secret",
+                "saltedge_private_key",
+                "saltedge_public_key",
+                "saltedge_consent_days",
+                "saltedge_include_sandboxes",
+                "saltedge_callback_url",
+            ],
+        }
+        if operation == "create":
+            model = {
+                "connection": "account.bank.connection",
+                "online account": "account.bank.connection.account",
+                "provider": "account.bank.provider",
+                "connect session": "account.bank.connect.session",
+                "callback": "account.bank.callback",
+                "reminder": "account.bank.reminder",
+                "import run": "account.bank.import.run",
+                "settings Salt Edge fields": "res.config.settings",
+                "settings reminder days": "res.config.settings",
+            }[target]
+            return lambda: env[model].create(create_vals[target])
+        record = records[target].with_env(env)
+        if operation == "read":
+            return lambda: record.read(read_fields.get(target, ["display_name"]))
+        if operation == "write":
+            return lambda: record.write(write_vals[target])
+        if operation == "unlink":
+            return record.unlink
+        raise ValueError(operation)
+
+    def button(self, target, method, user):
+        record = {
+            "journal": self.kbc_journal,
+            "connection": self.connection,
+            "online account": self.account,
+            "provider": self.provider.with_context(bank_connect_journal_id=self.kbc_journal.id),
+        }[target]
+        return getattr(record.with_user(user), method)
+
+    def outcome(self, operation):
+        """What ``operation`` did: OK or the class of the exception, always rolled back."""
+        self.last_error = ""
+        try:
+            with self.env.cr.savepoint():
+                operation()
+                self.env.flush_all()
+                raise _Rollback
+        except _Rollback:
+            result = OK
+        except (AccessError, UserError) as error:
+            self.last_error = str(error).splitlines()[0][:160]
+            result = DENIED if isinstance(error, DENIED) else INVALID
+        self.env.invalidate_all(flush=False)
+        return result
+
+    def check_matrix(self, matrix, make):
+        mismatches = []
+        rows = 0
+        for (target, operation), expectations in matrix.items():
+            for role, expected in expectations.items():
+                rows += 1
+                got = self.outcome(make(target, operation, self.users[role]))
+                if got != expected:
+                    mismatches.append(
+                        f"{role} / {target} / {operation}: expected {name(expected)}, "
+                        f"got {name(got)} {self.last_error}"
+                    )
+        self.assertFalse(mismatches, "\n" + "\n".join(mismatches))
+        return rows
+
+    # --- the tables -------------------------------------------------------------------
+
+    def test_every_role_may_do_on_every_model_exactly_what_the_table_says(self):
+        self.assertEqual(
+            self.check_matrix(MODEL_MATRIX, self.model_operation), len(MODEL_MATRIX) * len(ROLES)
+        )
+        # The rows that were allowed really left nothing behind.
+        self.assertEqual(self.connection.name, self.bank_name)
+        self.assertTrue(self.kbc_journal.bank_connection_id)
+
+    def test_every_role_may_press_every_button_exactly_as_the_table_says(self):
+        self.assertEqual(
+            self.check_matrix(BUTTON_MATRIX, self.button), len(BUTTON_MATRIX) * len(ROLES)
+        )
+
+    def test_the_table_names_every_button_of_the_module(self):
+        # A new button without a row in the table fails here.
+        buttons = {
+            (target, name)
+            for target, model in (
+                ("journal", "account.journal"),
+                ("connection", "account.bank.connection"),
+                ("online account", "account.bank.connection.account"),
+                ("provider", "account.bank.provider"),
+            )
+            for name in dir(type(self.env[model]))
+            if name.startswith("action_")
+            and getattr(type(self.env[model]), name).__module__.startswith(
+                "odoo.addons.account_bank_connection."
+            )
+        }
+        self.assertEqual(buttons, set(BUTTON_MATRIX))
+
+    # --- the Salt Edge Secret and private key ------------------------------------------
+
+    def secret_probes(self, user):
+        """Every way an RPC caller could try to read the Secret or the private key."""
+        env = self.env(user=user, su=False)
+        params = (
+            self.env["ir.config_parameter"]
+            .sudo()
+            .search([("key", "in", [const.PARAM_SECRET, const.PARAM_PRIVATE_KEY])])
+        )
+        self.assertEqual(len(params), 2)
+        Param = env["ir.config_parameter"]
+        Settings = env["res.config.settings"]
+        settings = self.settings.with_env(env)
+        secret_fields = ["saltedge_secret", "saltedge_private_key"]
+        return {
+            "get_param": lambda: [Param.get_param(p.key) for p in params],
+            "parameter read": lambda: params.with_env(env).read(["key", "value"]),
+            "parameter search_read": lambda: Param.search_read(
+                [("key", "in", params.mapped("key"))], ["key", "value"]
+            ),
+            "parameter export_data": lambda: params.with_env(env).export_data(["key", "value"]),
+            "parameter search on value": lambda: Param.search([("value", "=", SECRET)]),
+            "settings default_get": lambda: Settings.default_get(secret_fields),
+            "settings onchange": lambda: Settings.onchange(
+                {}, [], {name: {} for name in secret_fields}
+            ),
+            "settings read": lambda: settings.read(secret_fields),
+            "settings search_read": lambda: Settings.search_read([], secret_fields),
+            "settings export_data": lambda: settings.export_data(secret_fields),
+            "settings web_read": lambda: settings.web_read({name: {} for name in secret_fields}),
+        }
+
+    def assert_no_secret(self, text, where):
+        # Not assertNotIn: its message would print the secret it found.
+        self.assertFalse(SECRET in text, f"{where}: the Secret")
+        self.assertFalse("PRIVATE KEY" in text, f"{where}: a private key")
+        for line in self.app_private_key.splitlines():
+            if len(line) > 20:
+                self.assertFalse(line in text, f"{where}: a line of the private key")
+
+    def test_the_secret_and_private_key_reach_no_one_but_system_administrators(self):
+        leaks = []
+        for role in NON_ADMINS:
+            for probe, call in self.secret_probes(self.users[role]).items():
+                where = f"{role} / {probe}"
+                try:
+                    with self.env.cr.savepoint():
+                        result = call()
+                except (AccessError, UserError) as error:
+                    text = f"{error} {error.args!r}"
+                else:
+                    text = repr(result)
+                self.env.invalidate_all(flush=False)
+                try:
+                    self.assert_no_secret(text, where)
+                except AssertionError as leak:
+                    leaks.append(str(leak))
+        self.assertFalse(leaks, "\n" + "\n".join(leaks))
+
+    def test_a_system_administrator_reads_the_secret_and_private_key(self):
+        # The probes above can only pass for a reason: the values are there to be read.
+        admin = self.users[ADMIN]
+        values = (
+            self.env["res.config.settings"]
+            .with_user(admin)
+            .default_get(["saltedge_secret", "saltedge_private_key"])
+        )
+        self.assertEqual(values["saltedge_secret"], SECRET)
+        self.assertEqual(values["saltedge_private_key"], self.app_private_key)
+        self.assertEqual(
+            self.env["ir.config_parameter"].with_user(admin).get_param(const.PARAM_SECRET), SECRET
+        )
+
+
+def name(outcome):
+    return outcome if isinstance(outcome, str) else outcome.__name__

@@ -1,0 +1,55 @@
+"""A copied database stops talking to Salt Edge: Odoo's neutralization (``odoo-bin
+neutralize``, and the database manager's "neutralize" of a duplicate) removes the App ID,
+the Secret and the private key, and stops our scheduled actions.
+
+The queries run on the test's cursor, inside its transaction, which is rolled back after
+the test: the database of the other tests keeps its settings.
+"""
+
+from odoo.exceptions import UserError
+from odoo.modules.neutralize import get_installed_modules, get_neutralization_queries
+
+from ..models import const
+from .common import BankConnectionCase
+
+
+class TestNeutralize(BankConnectionCase):
+    def our_crons(self):
+        data = self.env["ir.model.data"].search(
+            [("module", "=", "account_bank_connection"), ("model", "=", "ir.cron")]
+        )
+        return self.env["ir.cron"].with_context(active_test=False).browse(data.mapped("res_id"))
+
+    def neutralize(self):
+        self.env.flush_all()
+        modules = get_installed_modules(self.env.cr)
+        self.assertIn("account_bank_connection", modules)
+        for query in get_neutralization_queries(modules):
+            self.env.cr.execute(query)
+        self.env.registry.clear_cache()
+        self.env.invalidate_all()
+
+    def test_neutralizing_removes_the_salt_edge_keys_and_stops_our_crons(self):
+        params = self.env["ir.config_parameter"].sudo()
+        crons = self.our_crons()
+        self.assertGreaterEqual(len(crons), 3)
+        crons.active = True
+        # The settings are there before: what follows can only pass for a reason.
+        for key in (const.PARAM_APP_ID, const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
+            self.assertTrue(params.get_param(key), key)
+
+        self.neutralize()
+
+        for key in (const.PARAM_APP_ID, const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
+            self.assertFalse(params.get_param(key), key)
+            self.assertFalse(params.search([("key", "=", key)]), key)
+        self.assertEqual(crons.mapped("active"), [False] * len(crons))
+        # What is not a secret stays, so an administrator sees where the copy pointed.
+        self.assertEqual(params.get_param(const.PARAM_BASE_URL), self.sandbox.api_url)
+
+    def test_a_neutralized_database_no_longer_reaches_salt_edge(self):
+        self.neutralize()
+        requests_before = len(self.sandbox_get("requests"))
+        with self.assertRaisesRegex(UserError, "not configured"):
+            self.env["account.bank.connection"]._saltedge_client()
+        self.assertEqual(len(self.sandbox_get("requests")), requests_before)
