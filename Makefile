@@ -2,8 +2,11 @@
 # See README.md.
 
 N ?= 10000
+RATE ?= 200
+DURATION ?= 10
+WORKERS ?= 4
 
-.PHONY: help test run lint sandbox i18n bench
+.PHONY: help test run lint sandbox i18n bench loadtest
 
 help:
 	@echo "make run      the demo: Odoo on http://localhost:8069 (admin/admin) with the Salt Edge sandbox"
@@ -12,6 +15,7 @@ help:
 	@echo "make sandbox  the local Salt Edge sandbox in the foreground"
 	@echo "make i18n     refresh i18n/*.pot and the nl/fr .po files from the code"
 	@echo "make bench    time the import of N=10000 transactions against a bare create (make bench N=1000)"
+	@echo "make loadtest signed callbacks, RATE=200 a second for DURATION=10 s, to Odoo with WORKERS=4: all acknowledged, each applied once"
 
 test:
 	@bash scripts/test.sh
@@ -30,3 +34,6 @@ i18n:
 
 bench:
 	@bash scripts/bench.sh $(N)
+
+loadtest:
+	@RATE=$(RATE) DURATION=$(DURATION) WORKERS=$(WORKERS) bash scripts/loadtest.sh
