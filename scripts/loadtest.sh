@@ -91,10 +91,37 @@ curl -fsS "http://127.0.0.1:$HTTP_PORT/web/health" >/dev/null 2>&1 \
     || { tail -n 40 "$WORK/odoo.log" >&2; die "Odoo did not answer on port $HTTP_PORT."; }
 export LOADTEST_ODOO_CONFIG="workers=$WORKERS max_cron_threads=0 log_level=info"
 
+# CPU seconds of Odoo's processes and of this database's PostgreSQL backends: the cost of
+# a callback, whatever else the machine is running at the time.
+declare -A CPU_START=()
+odoo_pids() {
+    local master
+    master=$(pgrep -P "$ODOO_PID" 2>/dev/null || true)
+    [ -n "$master" ] && { echo "$master"; pgrep -P "$master" 2>/dev/null || true; }
+}
+postgres_pids() {
+    pgrep -f "^postgres: [^ ]+ $DB " 2>/dev/null || true
+}
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+cpu_since_start() {
+    local pid total=0
+    for pid in $("$1"); do
+        total=$((total + $(cpu_ticks "$pid") - ${CPU_START[$pid]:-0}))
+    done
+    echo "scale=2; $total / $(getconf CLK_TCK)" | bc
+}
+for pid in $(odoo_pids) $(postgres_pids); do
+    CPU_START[$pid]=$(cpu_ticks "$pid")
+done
+
 log "Sending $((RATE * DURATION)) signed callbacks, $RATE a second for $DURATION s, then a replay sample"
 rc=0
 (cd "$ROOT" && PYTHONPATH="$ROOT:$PYTHONPATH" LOADTEST_PHASE=send python "$ROOT/scripts/loadtest.py") >"$WORK/send.out" || rc=$?
 cat "$WORK/send.out" >&2
+LOADTEST_SERVER_CPU="$(cpu_since_start odoo_pids) $(cpu_since_start postgres_pids)"
+export LOADTEST_SERVER_CPU
 [ "$rc" = 0 ] || { tail -n 40 "$WORK/odoo.log" >&2; die "The load generator failed."; }
 
 stop_odoo
