@@ -173,7 +173,9 @@ class BankConnectionController(http.Controller):
         """
         if kind not in const.CALLBACK_KINDS:
             return request.make_json_response({"status": "unknown kind"}, status=404)
-        raw = request.httprequest.get_data(cache=False, as_text=False) or b""
+        # Cached: when two callbacks of one connection collide, Odoo rolls back and calls
+        # this again; an uncached body would then read as empty, and be refused.
+        raw = request.httprequest.get_data(as_text=False) or b""
         params = request.env["ir.config_parameter"].sudo()
         public_key = params.get_param(const.PARAM_PUBLIC_KEY)
         # The URL as registered at Salt Edge, not as rebuilt behind a proxy.

@@ -53,7 +53,7 @@ ensure_venv() {
     key=$( {
         "$PYTHON" -c 'import sys; print(sys.version)'
         cat "$ODOO_SRC/requirements.txt" "$ROOT/requirements-dev.txt"
-        echo "recipe 1"
+        echo "recipe 2"
     } | sha256sum | cut -c1-16)
     VENV="$CACHE_DIR/venv-$key"
     if [ ! -f "$VENV/.complete" ]; then
@@ -67,6 +67,10 @@ ensure_venv() {
         grep -v -i '^python-ldap' "$ODOO_SRC/requirements.txt" >"$reqs"
         # One old package still builds with pkg_resources (see docs).
         echo 'setuptools<70' >"$constraint"
+        # That pkg_resources cannot find wheels whose .dist-info name is normalised
+        # (zope_event-5.1, zope_interface-8): gevent's monkey-patching then dies, and with
+        # --workers Odoo's gevent process restarts every two seconds.
+        printf '%s\n' 'zope.event<5.1' 'zope.interface<8' >>"$constraint"
         if [ -n "${PIP_CONSTRAINT:-}" ]; then
             cat "$PIP_CONSTRAINT" >>"$constraint"
         fi

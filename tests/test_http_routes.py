@@ -8,6 +8,7 @@ database again.
 """
 
 import json
+from unittest.mock import patch
 
 from odoo.tests import tagged
 
@@ -358,3 +359,34 @@ class TestHttpRoutes(BankConnectionHttpCase):
             len(connection.message_ids.filtered(lambda m: "Maintenance tonight" in m.body)), 1
         )
         self.assertEqual(self.env["account.bank.callback"].search_count([("kind", "=", "fail")]), 1)
+
+    def test_a_callback_retried_after_a_concurrent_update_acts_once(self):
+        # Two callbacks of one connection at once: Odoo rolls the loser back and serves it
+        # again, which must read the same body and still answer ok.
+        connection = self.connected()
+        Ledger = self.env["account.bank.callback"]
+        before = Ledger.search([]).ids
+        body = self.callback_body(connection, stage="finish")
+        Connection = type(self.env["account.bank.connection"])
+        handle = Connection._saltedge_handle_callback
+        calls = []
+
+        def collide_once(model, kind, payload):
+            calls.append(kind)
+            if len(calls) == 1:
+                # What PostgreSQL raises for the loser of a concurrent update.
+                model.env.cr.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'concurrent update'"
+                    " USING ERRCODE = 'serialization_failure'; END $$"
+                )
+            return handle(model, kind, payload)
+
+        with patch.object(Connection, "_saltedge_handle_callback", collide_once):
+            signature = self.signed_by_salt_edge("success", body)
+            response = self.post_callback("success", body, signature)
+        self.assertEqual((response.status_code, response.json()["status"]), (200, "ok"))
+        self.assertEqual(calls, ["success", "success"])
+        self.env.invalidate_all()
+        self.assertTrue(connection.import_requested)
+        ledger = Ledger.search([("id", "not in", before)])
+        self.assertEqual(ledger.mapped("result"), ["import queued"])
