@@ -6,3 +6,4 @@ from . import test_http_routes
 from . import test_reminders
 from . import test_import
 from . import test_i18n
+from . import test_callback_fuzz
