@@ -147,6 +147,9 @@ class AccountBankConnection(models.Model):
             # One number bounds both the connect and each read (requests applies it to
             # both); Odoo's test harness only understands a number here, not a pair.
             timeout=const.HTTP_TIMEOUT,
+            max_retries=const.HTTP_RETRIES,
+            backoff_base=const.HTTP_BACKOFF_BASE,
+            backoff_max=const.HTTP_BACKOFF_MAX,
             logger=_logger,
         )
 
