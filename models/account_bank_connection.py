@@ -373,8 +373,12 @@ class AccountBankConnection(models.Model):
             connection = self.sudo().create(
                 dict(vals, company_id=company.id, user_id=session.user_id.id)
             )
-        connection._saltedge_update_consent(client, remote)
-        connection._saltedge_sync_accounts(client, journal=session.journal_id)
+        try:
+            connection._saltedge_update_consent(client, remote)
+            connection._saltedge_sync_accounts(client, journal=session.journal_id)
+        except SaltEdgeError as error:
+            # Said in words on the return page, which rolls the half-made connection back.
+            raise self._saltedge_user_error(error) from None
         connection.message_post(
             body=self.env._(
                 "Bank connected by %(user)s, connected until %(date)s.",
