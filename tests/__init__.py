@@ -7,3 +7,4 @@ from . import test_reminders
 from . import test_import
 from . import test_i18n
 from . import test_callback_fuzz
+from . import test_faults
