@@ -8,6 +8,7 @@ from odoo.http import request
 
 from ..models import const
 from ..models.account_bank_connect_session import ConnectStateError, ConnectStateUsed
+from ..models.utils import callback_id
 from ..saltedge_client import verify_callback_signature
 
 _logger = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ class BankConnectionController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
+        # A bigger body is refused (413) before it is read.
+        max_content_length=MAX_CALLBACK_BYTES,
     )
     def saltedge_callback(self, kind, **kwargs):
         """Salt Edge's servers POST here when a connection's data changes.
@@ -171,20 +174,24 @@ class BankConnectionController(http.Controller):
         with the configured Salt Edge public key before anything else (403 otherwise). The
         same callback twice acts once. Returns 200 quickly; the import runs in the cron.
         """
+        # Odoo adds OPTIONS to every route's methods; only a POST is a callback.
+        if request.httprequest.method != "POST":
+            return request.make_json_response({"status": "method not allowed"}, status=405)
         if kind not in const.CALLBACK_KINDS:
             return request.make_json_response({"status": "unknown kind"}, status=404)
         # Cached: when two callbacks of one connection collide, Odoo rolls back and calls
         # this again; an uncached body would then read as empty, and be refused.
         raw = request.httprequest.get_data(as_text=False) or b""
+        if len(raw) > MAX_CALLBACK_BYTES:
+            # Sent without a Content-Length (chunked): refused once read.
+            return request.make_json_response({"status": "too large"}, status=413)
         params = request.env["ir.config_parameter"].sudo()
         public_key = params.get_param(const.PARAM_PUBLIC_KEY)
         # The URL as registered at Salt Edge, not as rebuilt behind a proxy.
         callback_url = request.env["account.bank.connection"]._callback_url(kind)
         signature = request.httprequest.headers.get("Signature")
-        if (
-            len(raw) > MAX_CALLBACK_BYTES
-            or not public_key
-            or not verify_callback_signature(public_key, callback_url, raw, signature)
+        if not public_key or not verify_callback_signature(
+            public_key, callback_url, raw, signature
         ):
             _logger.warning(
                 "Salt Edge callback refused: bad or missing signature (%s bytes from %s)",
@@ -194,10 +201,10 @@ class BankConnectionController(http.Controller):
             return request.make_json_response({"status": "forbidden"}, status=403)
         try:
             payload = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             return request.make_json_response({"status": "invalid json"}, status=400)
         data = payload.get("data") if isinstance(payload, dict) else None
-        remote_id = str(data.get("connection_id"))[:64] if isinstance(data, dict) else None
+        remote_id = callback_id(data.get("connection_id")) if isinstance(data, dict) else None
         # The kind is part of the identity: a notify and a success of the same operation
         # can carry the very same body (stage "finish", same second).
         fingerprint = hashlib.sha256(kind.encode() + b"|" + raw).hexdigest()

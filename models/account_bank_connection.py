@@ -10,7 +10,7 @@ from odoo.tools.misc import format_date
 
 from ..saltedge_client import SaltEdgeClient, SaltEdgeError
 from . import const
-from .utils import commits_allowed
+from .utils import callback_id, clean_text, commits_allowed
 
 _logger = logging.getLogger(__name__)
 
@@ -147,6 +147,9 @@ class AccountBankConnection(models.Model):
             # One number bounds both the connect and each read (requests applies it to
             # both); Odoo's test harness only understands a number here, not a pair.
             timeout=const.HTTP_TIMEOUT,
+            max_retries=const.HTTP_RETRIES,
+            backoff_base=const.HTTP_BACKOFF_BASE,
+            backoff_max=const.HTTP_BACKOFF_MAX,
             logger=_logger,
         )
 
@@ -372,8 +375,12 @@ class AccountBankConnection(models.Model):
             connection = self.sudo().create(
                 dict(vals, company_id=company.id, user_id=session.user_id.id)
             )
-        connection._saltedge_update_consent(client, remote)
-        connection._saltedge_sync_accounts(client, journal=session.journal_id)
+        try:
+            connection._saltedge_update_consent(client, remote)
+            connection._saltedge_sync_accounts(client, journal=session.journal_id)
+        except SaltEdgeError as error:
+            # Said in words on the return page, which rolls the half-made connection back.
+            raise self._saltedge_user_error(error) from None
         connection.message_post(
             body=self.env._(
                 "Bank connected by %(user)s, connected until %(date)s.",
@@ -586,14 +593,16 @@ class AccountBankConnection(models.Model):
         data = payload.get("data") if isinstance(payload, dict) else None
         if kind not in const.CALLBACK_KINDS or not isinstance(data, dict):
             return "ignored"
-        remote_id = data.get("connection_id")
-        customer_id = data.get("customer_id")
-        if not isinstance(remote_id, (str, int)) or not isinstance(customer_id, (str, int)):
+        # Ids and texts as PostgreSQL can hold them: a NUL or a lone surrogate in a JSON
+        # string would make the query fail.
+        remote_id = callback_id(data.get("connection_id"))
+        customer_id = callback_id(data.get("customer_id"))
+        if remote_id is None or customer_id is None:
             return "ignored"
         connection = self.sudo().search(
             [
-                ("saltedge_connection_id", "=", str(remote_id)),
-                ("saltedge_customer_id", "=", str(customer_id)),
+                ("saltedge_connection_id", "=", remote_id),
+                ("saltedge_customer_id", "=", customer_id),
             ],
             limit=1,
         )
@@ -602,7 +611,8 @@ class AccountBankConnection(models.Model):
         if kind == "notify":
             stage = data.get("stage")
             if isinstance(stage, str):
-                connection.last_stage = stage[:64]
+                # Not tracked: spare the chatter's tracking set-up on the busiest callback.
+                connection.with_context(tracking_disable=True).last_stage = clean_text(stage, 64)
             return "noted"
         if kind == "success":
             if connection.state == "disconnected":
@@ -616,11 +626,11 @@ class AccountBankConnection(models.Model):
         if kind == "fail":
             if connection.state == "disconnected":
                 return "ignored"
-            error_class = str(data.get("error_class") or "")[:128]
+            error_class = clean_text(data.get("error_class") or "", 128)
             if error_class in const.RETURN_ERROR_CANCELLED:
                 # The user left a renew: the connection and its consent are as they were.
                 return "cancelled"
-            message = str(data.get("error_message") or "")[:1000]
+            message = clean_text(data.get("error_message") or "", 1000)
             text = f"{error_class}: {message}" if message else error_class
             if connection.state != "error" or connection.last_error != text:
                 connection.write({"state": "error", "last_error": text})

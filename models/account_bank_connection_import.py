@@ -238,12 +238,12 @@ class AccountBankConnection(models.Model):
             # Disconnected or expired since the run was planned.
             return Run, None
         counts = ImportCounts()
-        error = None
+        error = refresh_error = None
         locked = True
         # Committed with the first step: a run that dies on the way stays in the history.
         run = Run.create({"connection_id": self.id, "trigger": trigger})
         try:
-            self._import_all(counts, commit)
+            refresh_error = self._import_all(counts, commit)
         except ImportHandedOver:
             locked = False
             _logger.info("Bank connection %s: another run took over between two pages.", self.id)
@@ -257,17 +257,23 @@ class AccountBankConnection(models.Model):
                 **counts.as_vals(),
                 "date_end": fields.Datetime.now(),
                 "state": "failed" if error else "done",
-                "error": self._import_error_text(error) if error else False,
+                "error": self._import_error_text(error or refresh_error)
+                if error or refresh_error
+                else False,
             }
         )
         if locked:
             if error:
                 self._record_import_error(error)
             else:
+                # A failed refresh stays visible: what was imported may not be all the
+                # bank has. The next run asks again (last_refresh_request did not move).
                 self.write(
                     {
                         "last_sync": fields.Datetime.now(),
-                        "last_error": False,
+                        "last_error": self._import_error_text(refresh_error)
+                        if refresh_error
+                        else False,
                         "import_requested": False,
                     }
                 )
@@ -276,9 +282,11 @@ class AccountBankConnection(models.Model):
         return run, error
 
     def _import_all(self, counts, commit):
+        """Import every linked account; returns the error of a failed refresh (the run
+        went on with what Salt Edge had), else None."""
         client = self._saltedge_client()
         with self._import_step(commit):
-            self._request_refresh(client)
+            refresh_error = self._request_refresh(client)
         accounts = self.account_ids.filtered("journal_id")
         for account in accounts:
             account._import_pages(client, counts, commit)
@@ -300,11 +308,13 @@ class AccountBankConnection(models.Model):
                     notes.append(note)
             self._flag_balance_mismatch(notes)
         counts.created += openings
+        return refresh_error
 
     def _request_refresh(self, client):
         """Ask Salt Edge to fetch from the bank, at most every few hours (PSD2 allows four
         background fetches a day). "Not now" answers are no error: the run goes on with
-        what Salt Edge has. Returns whether a refresh was asked."""
+        what Salt Edge has. Returns the error of a refresh that failed otherwise (the run
+        goes on too), else None."""
         params = self.env["ir.config_parameter"].sudo()
         hours = float(
             params.get_param(const.PARAM_REFRESH_INTERVAL_HOURS)
@@ -312,7 +322,7 @@ class AccountBankConnection(models.Model):
         )
         now = fields.Datetime.now()
         if self.last_refresh_request and self.last_refresh_request > now - timedelta(hours=hours):
-            return False
+            return None
         try:
             client.refresh(self.saltedge_connection_id)
         except SaltEdgeError as error:
@@ -336,9 +346,10 @@ class AccountBankConnection(models.Model):
                     self.id,
                     error,
                 )
-            return False
+                return error
+            return None
         self.last_refresh_request = now
-        return True
+        return None
 
     def _flag_balance_mismatch(self, notes):
         """Say on the connection (and once on the chatter) that a journal and the bank

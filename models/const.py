@@ -30,6 +30,11 @@ SCOPES = ["accounts", "transactions"]
 
 # Seconds to connect to Salt Edge and to wait for each read of its answer.
 HTTP_TIMEOUT = 20
+# Tries after a 429, a 5xx, a timeout or an unreadable answer, and the waits in between
+# (seconds: the first, doubled each try, and the most, also for a Retry-After).
+HTTP_RETRIES = 4
+HTTP_BACKOFF_BASE = 0.5
+HTTP_BACKOFF_MAX = 30
 
 # Salt Edge connection status -> our state, when the consent is still valid.
 CALLBACK_KINDS = ("success", "fail", "notify", "destroy")

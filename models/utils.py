@@ -23,3 +23,21 @@ def parse_reminder_days(text):
     if not days:
         raise ValueError("no days")
     return tuple(sorted(days, reverse=True))
+
+
+def clean_text(value, limit):
+    """``value`` as text PostgreSQL can store, at most ``limit`` characters: without NUL
+    characters, and with lone surrogates (which JSON allows) replaced."""
+    text = str(value).replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8")[:limit]
+
+
+def callback_id(value):
+    """A Salt Edge id as a callback gives it (a string or a number) as text; None for
+    anything else, for an empty or over-long one, or one with what text cannot hold."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value)
+    if not text or len(text) > 64 or clean_text(text, 64) != text:
+        return None
+    return text

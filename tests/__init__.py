@@ -10,3 +10,5 @@ from . import test_access
 from . import test_access_routes
 from . import test_state_token
 from . import test_secrets
+from . import test_callback_fuzz
+from . import test_faults

@@ -39,6 +39,33 @@ class ImportMixin:
 
     Line = None
 
+    def connected(self, provider_code="kbc_sandbox_be", journal=None, ibans=None):
+        """A finished connect of only the current account (``ibans``), without import."""
+        journal = journal if journal is not None else self.kbc_journal
+        ibans = ibans or [journal.bank_acc_number.replace(" ", "")]
+        return self.finish(self.connect(provider_code, journal=journal, account_ibans=ibans))
+
+    def run_import(self, connection, trigger="manual"):
+        return connection.sudo()._run_import(trigger)
+
+    def runs_of(self, connection):
+        """The connection's import runs, the newest first."""
+        return self.env["account.bank.import.run"].search([("connection_id", "=", connection.id)])
+
+    def messages_of(self, connection, text):
+        return connection.message_ids.filtered(lambda message: text in (message.body or ""))
+
+    def refreshes(self, connection):
+        return self.sandbox_api_requests(
+            "POST", f"/connections/{connection.saltedge_connection_id}/refresh"
+        )
+
+    def add_fault(self, **fault):
+        self.sandbox_control("faults", fault)
+
+    def freeze_sandbox_at(self, day):
+        self.sandbox_control("clock", {"now": f"{day.isoformat()}T12:00:00Z", "freeze": True})
+
     def remote_transactions(self, connection, account, pending=False):
         """The account's transactions as Salt Edge has them now, straight from the sandbox."""
         client = connection._saltedge_client()
@@ -89,35 +116,6 @@ class TestImport(ImportMixin, BankConnectionCase):
     def setUp(self):
         super().setUp()
         self.reset_sandbox()
-
-    # --- helpers ---------------------------------------------------------------------
-
-    def connected(self, provider_code="kbc_sandbox_be", journal=None, ibans=None):
-        """A finished connect of only the current account (``ibans``), without import."""
-        journal = journal if journal is not None else self.kbc_journal
-        ibans = ibans or [journal.bank_acc_number.replace(" ", "")]
-        return self.finish(self.connect(provider_code, journal=journal, account_ibans=ibans))
-
-    def run_import(self, connection, trigger="manual"):
-        return connection.sudo()._run_import(trigger)
-
-    def runs_of(self, connection):
-        """The connection's import runs, the newest first."""
-        return self.env["account.bank.import.run"].search([("connection_id", "=", connection.id)])
-
-    def messages_of(self, connection, text):
-        return connection.message_ids.filtered(lambda message: text in (message.body or ""))
-
-    def refreshes(self, connection):
-        return self.sandbox_api_requests(
-            "POST", f"/connections/{connection.saltedge_connection_id}/refresh"
-        )
-
-    def add_fault(self, **fault):
-        self.sandbox_control("faults", fault)
-
-    def freeze_sandbox_at(self, day):
-        self.sandbox_control("clock", {"now": f"{day.isoformat()}T12:00:00Z", "freeze": True})
 
     # --- the first import ------------------------------------------------------------
 
