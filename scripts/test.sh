@@ -63,8 +63,8 @@ odoo_bin -c "$WORK/odoo.conf" -d "$DB" --test-enable --test-tags="$BROWSER_TAGS"
     --http-port="$(free_port)" --stop-after-init --log-level=info \
     --log-handler="odoo.addons.$MODULE:DEBUG" >"$WORK/browser.log" 2>&1 \
     || browser_rc=$?
-grep -E '(ERROR|FAIL|odoo.tests.stats|tests.result|Starting|running)' "$WORK/browser.log" \
-    | grep -v 'INFO .* module ' | tail -n 40 >&2 || true
+grep -a -E '(ERROR|FAIL|odoo.tests.stats|tests.result|Starting|running)' "$WORK/browser.log" \
+    | grep -a -v -e 'INFO .* module ' -e 'Runtime.consoleAPICalled' | tail -n 40 >&2 || true
 browser_counts=$(sed -nE 's/.*odoo.tests.result: ([0-9]+) failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1 \2 \3/p' "$WORK/browser.log" | tail -n 1)
 fi
 read -r b_failed b_errors b_run <<<"${browser_counts:-0 0 0}"
