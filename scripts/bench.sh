@@ -18,12 +18,7 @@ CLEANUP+=("rm -rf '$WORK'")
 DB=${BENCH_DB:-abc_bench_$$}
 write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
 
-log "Installing $MODULE into a fresh database $DB"
-dropdb --if-exists "$DB" >/dev/null 2>&1 || true
-CLEANUP+=("dropdb --if-exists '$DB' >/dev/null 2>&1")
-odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" --without-demo=all \
-    --stop-after-init --log-level=warn >"$WORK/install.log" 2>&1 \
-    || { tail -n 40 "$WORK/install.log" >&2; die "The module did not install."; }
+install_fresh_db "$DB" "$WORK/odoo.conf" "$WORK/install.log"
 
 # The app's key pair: the sandbox checks every request's signature, as Salt Edge does.
 (cd "$ROOT" && python - "$WORK" <<'PY'

@@ -233,6 +233,18 @@ write_odoo_conf() {
 }
 
 # check_install_log LOG: no ERROR or WARNING line may come from our module.
+# install_fresh_db DB CONF LOG: drop DB if left over, install the module into it without
+# demo data (dropped again on exit), quiet log in LOG; dies with the log's tail on failure.
+install_fresh_db() {
+    local db=$1 conf=$2 install_log=$3
+    log "Installing $MODULE into a fresh database $db"
+    dropdb --if-exists "$db" >/dev/null 2>&1 || true
+    CLEANUP+=("dropdb --if-exists '$db' >/dev/null 2>&1")
+    odoo_bin -c "$conf" -d "$db" -i "$MODULE" --without-demo=all \
+        --stop-after-init --log-level=warn >"$install_log" 2>&1 \
+        || { tail -n 40 "$install_log" >&2; die "The module did not install."; }
+}
+
 check_install_log() {
     local bad
     bad=$(grep -E '^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|WARNING|CRITICAL) ' "$1" \

@@ -27,12 +27,7 @@ write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
 # (a new PostgreSQL connection) for every request without a session, as callbacks are.
 sed -i '/^dbfilter/d' "$WORK/odoo.conf"
 
-log "Installing $MODULE into a fresh database $DB"
-dropdb --if-exists "$DB" >/dev/null 2>&1 || true
-CLEANUP+=("dropdb --if-exists '$DB' >/dev/null 2>&1")
-odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" --without-demo=all \
-    --stop-after-init --log-level=warn >"$WORK/install.log" 2>&1 \
-    || { tail -n 40 "$WORK/install.log" >&2; die "The module did not install."; }
+install_fresh_db "$DB" "$WORK/odoo.conf" "$WORK/install.log"
 
 # Salt Edge's key pair: the generator signs with the private half, Odoo holds the public one.
 (cd "$ROOT" && python - "$WORK/saltedge_private.pem" <<'PY'

@@ -47,18 +47,22 @@ class Walk:
         self.chrome = Chrome(WIDTH, HEIGHT)
         self.chrome.send("Network.enable")
         self.chrome.send("Page.enable")
-        self.chrome.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=WIDTH,
-            height=HEIGHT,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self.window(HEIGHT)
         self.chrome.send(
             "Network.setCookie",
             name="session_id",
             value=self.http.cookies["session_id"],
             url=self.base_url,
+        )
+
+    def window(self, height):
+        """The browser window's size: WIDTH wide, ``height`` high, like a desktop."""
+        self.chrome.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=WIDTH,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
         )
 
     def close(self):
@@ -147,23 +151,11 @@ class Walk:
         self.open(f"/odoo/action-account_bank_connection.action_account_bank_connection/{ids[0]}")
         self.wait_for(".o_form_view .o-mail-Message", "the connection's chatter")
         # The chatter sits under the form at this width: a taller window shows both.
-        self.chrome.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=WIDTH,
-            height=HEIGHT + 500,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self.window(HEIGHT + 500)
         try:
             self.shot("connection.png")
         finally:
-            self.chrome.send(
-                "Emulation.setDeviceMetricsOverride",
-                width=WIDTH,
-                height=HEIGHT,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
+            self.window(HEIGHT)
 
     def settings(self):
         """Settings › Accounting, scrolled to the Salt Edge block."""
