@@ -8,6 +8,7 @@ import collections
 import datetime
 import hmac
 import logging
+import math
 import time
 
 from werkzeug.exceptions import HTTPException
@@ -149,8 +150,11 @@ class SandboxApp:
 
     def _dispatch_api(self, request):
         adapter = self.url_map.bind_to_environ(request.environ)
+        # ``customers/`` is ``customers`` (Salt Edge's own example posts there); the
+        # signature was checked over the URL as sent, slash included.
+        path = request.path.rstrip("/") or "/"
         try:
-            endpoint, values = adapter.match()
+            endpoint, values = adapter.match(path, method=request.method)
         except HTTPException as error:
             message = f"{request.method} {request.path} does not exist."
             raise ApiError("RouteNotFound", message) from error
@@ -176,11 +180,15 @@ class SandboxApp:
             return
         if not expires_at:
             raise ApiError("MissingExpiresAt", "The Expires-at header is missing.")
+        # An integer UNIX time as documented, or a float as Salt Edge's own Python example
+        # sends (time.time() + 60); the signed string has the header as it was sent.
         try:
-            expires = int(expires_at.strip())
+            expires = float(expires_at.strip())
         except ValueError as error:
-            message = "Expires-at must be an integer UNIX time."
+            message = "Expires-at must be a UNIX time."
             raise ApiError("ExpiresAtInvalid", message) from error
+        if not math.isfinite(expires):
+            raise ApiError("ExpiresAtInvalid", "Expires-at must be a UNIX time.")
         now = time.time()
         if expires < now:
             raise ApiError("RequestExpired", "The request expired (Expires-at is in the past).")
@@ -190,7 +198,7 @@ class SandboxApp:
             entry["signature"] = "unverified"
             return
         message = signing.request_message(
-            expires_at.strip(), request.method, signed_url(request.environ), request.get_data()
+            expires_at, request.method, signed_url(request.environ), request.get_data()
         )
         if not signing.verify(self.client_key, message, signature):
             entry["signature"] = "invalid"

@@ -274,6 +274,51 @@ class SignatureTest(SandboxCase):
         garbled = self.client.call("GET", "/providers", headers={"Expires-at": "soon"})
         self.client.error(garbled, 400, "ExpiresAtInvalid")
 
+    def test_a_float_expires_at_as_salt_edges_own_example_sends(self):
+        expires = f"{time.time() + 60:.2f}"  # like "1764442800.25"
+        self.assertIn(".", expires)
+        created = self.client.call(
+            "POST", "/customers", body={"data": {"identifier": "f"}}, expires_at=expires
+        )
+        self.assertEqual(created.status_code, 200, created.text)
+        self.assertEqual(self.control("GET", "/requests?limit=1")["data"][0]["signature"], "valid")
+        precise = self.client.call("GET", "/providers", expires_at=time.time() + 60)
+        self.assertEqual(precise.status_code, 200, precise.text)
+        # The float is checked like an integer would be.
+        past = self.client.call("GET", "/providers", expires_at=time.time() - 1.5)
+        self.client.error(past, 400, "RequestExpired")
+        ahead = self.client.call("GET", "/providers", expires_at=time.time() + 3700.5)
+        self.client.error(ahead, 400, "ExpiresAtInvalid")
+        for garbled in ("nan", "inf"):
+            response = self.client.call("GET", "/providers", expires_at=garbled)
+            self.client.error(response, 400, "ExpiresAtInvalid")
+        # The signed string holds the header as sent: the same time written otherwise fails.
+        url = self.server.api_url + "/providers"
+        whole = int(time.time()) + 60
+        signature = sign_with_cryptography(self.client_key, f"{whole}|GET|{url}|".encode())
+        headers = {"App-id": APP_ID, "Secret": SECRET, "Signature": signature}
+        headers["Expires-at"] = f"{whole}.0"
+        response = requests.get(url, headers=headers, timeout=10)
+        self.client.error(response, 401, "SignatureNotMatch")
+
+    def test_a_trailing_slash_is_the_same_path_and_is_signed_as_sent(self):
+        created = self.client.call("POST", "/customers/", body={"data": {"identifier": "slash"}})
+        self.assertEqual(created.status_code, 200, created.text)
+        customer_id = created.json()["data"]["id"]
+        shown = self.client.ok("GET", f"/customers/{customer_id}/")["data"]
+        self.assertEqual(shown["identifier"], "slash")
+        listed = self.client.ok("GET", "/providers/", {"country_code": "BE"})["data"]
+        self.assertEqual(len(listed), 5)
+        # A signature over the URL without the slash does not sign the URL with it.
+        url = self.server.api_url + "/customers"
+        expires = int(time.time()) + 60
+        signature = sign_with_cryptography(self.client_key, f"{expires}|GET|{url}|".encode())
+        headers = {"App-id": APP_ID, "Secret": SECRET, "Expires-at": str(expires)}
+        headers["Signature"] = signature
+        response = requests.get(url + "/", headers=headers, timeout=10)
+        self.client.error(response, 401, "SignatureNotMatch")
+        self.assertEqual(requests.get(url, headers=headers, timeout=10).status_code, 200)
+
     def test_missing_signature_or_expires_at_is_refused_for_a_live_app(self):
         unsigned = Client(self.server)
         self.client.error(unsigned.call("GET", "/providers"), 400, "MissingSignature")
