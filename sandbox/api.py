@@ -10,7 +10,7 @@ import urllib.parse
 
 from .bank import public
 from .errors import ApiError
-from .providers import PROVIDERS, PROVIDERS_BY_CODE, provider_json
+from .providers import PROVIDERS_BY_CODE, matching_providers, provider_json
 from .responses import json_response
 
 SCOPES = ("accounts", "transactions", "holder_info")
@@ -181,15 +181,11 @@ class Api:
 
     # --- providers -----------------------------------------------------------------
     def providers(self, request):
-        """GET /providers?country_code=&include_sandboxes=: the banks (fake XF ones on request)."""
-        country = (request.args.get("country_code") or "").upper()
+        """GET /providers?country_code=&include_sandboxes=: the banks of the country; the
+        fake ones (country XF) only with include_sandboxes and country XF or none."""
+        country = request.args.get("country_code") or None
         sandboxes = is_true(request.args.get("include_sandboxes", "false"))
-        found = [
-            provider
-            for provider in PROVIDERS
-            if (sandboxes or not provider.sandbox)
-            and (not country or provider.country_code == country or provider.sandbox)
-        ]
+        found = matching_providers(country, sandboxes)
         base = self.base_url(request)
         items = [provider_json(provider, base) for provider in found]
         return self.page(request, items, lambda item: item)

@@ -177,6 +177,19 @@ PROVIDERS_BY_CODE = {provider.code: provider for provider in PROVIDERS}
 PROVIDER_IDS = {provider.code: str(1000 + index) for index, provider in enumerate(PROVIDERS)}
 
 
+def matching_providers(country_code=None, include_sandboxes=False):
+    """The banks a country filter shows, as Salt Edge lists them: those of ``country_code``
+    (every country when None). Fake banks (country XF) only with ``include_sandboxes``,
+    so ``BE`` never lists them; ``XF`` or no country does."""
+    country = (country_code or "").upper() or None
+    return [
+        provider
+        for provider in PROVIDERS
+        if (include_sandboxes or not provider.sandbox)
+        and (country is None or provider.country_code == country)
+    ]
+
+
 def provider_json(provider, base_url):
     """The provider as Salt Edge's ``GET /providers`` shows it."""
     return {

@@ -356,11 +356,20 @@ class EndpointTest(SandboxCase):
         logo = requests.get(by_code["kbc_sandbox_be"]["logo_url"], timeout=10)
         self.assertEqual(logo.headers["Content-Type"], "image/svg+xml")
         self.assertIn("<svg", logo.text)
+        # As at Salt Edge, a list filtered on BE holds no fake (XF) banks, even with
+        # include_sandboxes; they come with country_code=XF, or with no country at all.
         params = {"country_code": "BE", "include_sandboxes": "true"}
-        everything = self.client.ok("GET", "/providers", params)["data"]
-        codes = {bank["code"] for bank in everything}
-        self.assertIn("fakebank_with_error_xf", codes)
-        self.assertIn("fakebank_oauth_with_n_transactions_xf", codes)
+        belgian = self.client.ok("GET", "/providers", params)["data"]
+        self.assertEqual({bank["code"] for bank in belgian}, set(BE_DEMO_IBANS))
+        params = {"country_code": "XF", "include_sandboxes": "true"}
+        fake = {bank["code"] for bank in self.client.ok("GET", "/providers", params)["data"]}
+        self.assertIn("fakebank_with_error_xf", fake)
+        self.assertIn("fakebank_oauth_with_n_transactions_xf", fake)
+        self.assertTrue(all(code.endswith("_xf") for code in fake), fake)
+        hidden = self.client.ok("GET", "/providers", {"country_code": "XF"})["data"]
+        self.assertEqual(hidden, [])
+        everything = self.client.ok("GET", "/providers", {"include_sandboxes": "true"})["data"]
+        self.assertEqual({bank["code"] for bank in everything}, fake | set(BE_DEMO_IBANS))
 
     def test_customers_are_unique_by_identifier(self):
         document = self.client.ok("POST", "/customers", body={"data": {"identifier": "acme"}})
