@@ -1,9 +1,12 @@
 """The accounts and transactions side of the sandbox bank: fetching, pending, balances.
 
-A fetch asks the ledger for the drafts of the days the consent covers, adds those it has
-not seen (by their deterministic key), turns pending transactions that the bank has since
-booked into posted ones with new ids (as Salt Edge does: the pending one disappears), and
-keeps each balance equal to the opening balance plus the posted amounts.
+A fetch asks the ledger, once at its start, for the drafts of the days the consent covers,
+then stores them in stages as Salt Edge does: ``fetch_accounts`` makes the accounts appear,
+each already with its true balance (opening balance plus every posted amount the consent
+covers, stored yet or not); ``fetch_recent`` adds the transactions of the last
+``recent_days`` days it has not seen (by their deterministic key) and turns pending ones
+that the bank has since booked into posted ones with new ids (the pending one disappears);
+``fetch_full`` adds the older history, which therefore has higher ids than the recent one.
 """
 
 import datetime
@@ -11,7 +14,9 @@ from decimal import Decimal
 
 from . import ledger
 from .errors import ApiError
+from .fetches import FetchAbandoned
 from .providers import PROVIDERS_BY_CODE
+from .state import iso
 
 UPDATES_PER_REFRESH = 3
 
@@ -91,21 +96,33 @@ class AccountBook:
             draft = {**pending, "key": key}
             self._add_transaction(account, draft, "posted", today.isoformat())
 
-    def _update_balance(self, account):
+    def _update_balance(self, account, provider=None, drafts=(), today=None):
+        """Balance = opening + posted amounts, counting those this fetch will still store
+        (``drafts`` not seen yet and not pending, pending ones the bank booked since)."""
         transactions = self.state["transactions"]
         total = Decimal(str(account["_opening"]))
         counts = {"posted": 0, "pending": 0}
         for transaction_id in account["_keys"].values():
             transaction = transactions[transaction_id]
             counts[transaction["status"]] += 1
-            if transaction["status"] == "posted":
+            booked = transaction["status"] == "posted" or (
+                provider is not None
+                and not self._is_pending(provider, transaction["made_on"], today)
+            )
+            if booked:
                 total += Decimal(str(transaction["amount"]))
+        for draft in drafts:
+            if draft["key"] not in account["_keys"] and not self._is_pending(
+                provider, draft["made_on"], today
+            ):
+                total += Decimal(str(draft["amount"]))
         account["balance"] = float(total)
         account["extra"]["transactions_count"] = counts
         account["extra"]["available_amount"] = float(total)
         account["updated_at"] = self.state.now_iso()
 
-    def _fetch(self, connection, kind):
+    def _fetch_plan(self, connection, kind):
+        """What this fetch brings, decided at its start: provider, today, [(template, drafts)]."""
         provider = PROVIDERS_BY_CODE[connection["provider_code"]]
         consent = self.consent_of(connection)
         today = self.state.today()
@@ -114,30 +131,93 @@ class AccountBook:
             datetime.date.fromisoformat(consent["from_date"]),
         )
         serial = None
-        if kind == "refresh" and provider.updates_on_refresh:
+        if kind not in ("connect", "reconnect") and provider.updates_on_refresh:
             connection["_update_serial"] += 1
             serial = connection["_update_serial"]
         holder = connection["_holder"]
+        plan = []
         for template in provider.accounts:
             if template.iban not in connection["_selected_ibans"]:
                 continue
-            account = self._account_for(connection, template, provider)
             if provider.n_transactions:
                 count = self.config.n_transactions
                 drafts = ledger.drafts_numbered(provider, template, holder, count, today)
             else:
                 drafts = ledger.drafts_for_period(provider, template, holder, first_day, today)
             if serial is not None:
-                extra = ledger.drafts_extra(
+                drafts += ledger.drafts_extra(
                     provider, template, holder, today, serial, UPDATES_PER_REFRESH
                 )
-                drafts += extra
-            self._post_pendings(account, provider, today)
-            fresh = [draft for draft in drafts if draft["key"] not in account["_keys"]]
-            for draft in sorted(fresh, key=lambda d: (d["made_on"], d["key"])):
-                pending = self._is_pending(provider, draft["made_on"], today)
-                self._add_transaction(account, draft, "pending" if pending else "posted")
-            self._update_balance(account)
+            plan.append((template, drafts))
+        return provider, today, plan
+
+    def _fetch_records(self, connection_id, attempt_id):
+        """The connection and attempt of a fetch step, or FetchAbandoned when they are gone
+        (the attempt of a connection removed meanwhile ends as failed)."""
+        connection = self.state["connections"].get(connection_id)
+        attempt = self.state["attempts"].get(attempt_id)
+        if connection is None or attempt is None or attempt["finished"]:
+            raise FetchAbandoned()
+        if connection["_removed"]:
+            now = iso(self.state.now())
+            attempt.update(
+                finished=True,
+                fail_at=now,
+                fail_error_class="ConnectionDisabled",
+                fail_message="The connection was removed during the fetch.",
+                updated_at=now,
+            )
+            raise FetchAbandoned()
+        return connection, attempt
+
+    def _store_drafts(self, account, provider, drafts, today):
+        fresh = [draft for draft in drafts if draft["key"] not in account["_keys"]]
+        for draft in sorted(fresh, key=lambda d: (d["made_on"], d["key"])):
+            pending = self._is_pending(provider, draft["made_on"], today)
+            self._add_transaction(account, draft, "pending" if pending else "posted")
+
+    def _fetch_steps(self, connection, attempt, kind):
+        """The stages after ``connect``, as ``[(name, step)]`` for ``Fetches.begin``."""
+        provider, today, plan = self._fetch_plan(connection, kind)
+        cutoff = (today - datetime.timedelta(days=self.config.recent_days - 1)).isoformat()
+        ids = (connection["id"], attempt["id"])
+
+        def fetch_accounts():
+            connection, attempt = self._fetch_records(*ids)
+            for template, drafts in plan:
+                account = self._account_for(connection, template, provider)
+                self._update_balance(account, provider, drafts, today)
+            self._stage(connection, attempt, "fetch_accounts")
+
+        def fetch_recent():
+            connection, attempt = self._fetch_records(*ids)
+            for template, drafts in plan:
+                account = self._account_for(connection, template, provider)
+                self._post_pendings(account, provider, today)
+                recent = [draft for draft in drafts if draft["made_on"] >= cutoff]
+                self._store_drafts(account, provider, recent, today)
+                self._update_balance(account, provider, drafts, today)
+            attempt["finished_recent"] = True
+            self._stage(connection, attempt, "fetch_recent")
+
+        def fetch_full():
+            connection, attempt = self._fetch_records(*ids)
+            for template, drafts in plan:
+                account = self._account_for(connection, template, provider)
+                self._store_drafts(account, provider, drafts, today)
+                self._update_balance(account, provider, drafts, today)
+            self._stage(connection, attempt, "fetch_full")
+
+        def finish():
+            connection, attempt = self._fetch_records(*ids)
+            self._succeed_attempt(connection, attempt)
+
+        return [
+            ("fetch_accounts", fetch_accounts),
+            ("fetch_recent", fetch_recent),
+            ("fetch_full", fetch_full),
+            ("finish", finish),
+        ]
 
     def add_transactions(self, connection_id, count, account_id=None):
         """Control API: ``count`` new posted transactions dated today on one account."""
@@ -161,7 +241,12 @@ class AccountBook:
                 count,
             )
             added = [self._add_transaction(account, draft, "posted") for draft in drafts]
+            # The balance was already the bank's true one (a fetch under way may not have
+            # stored everything yet): it moves by exactly the new amounts.
+            balance = Decimal(str(account["balance"]))
+            balance += sum(Decimal(str(transaction["amount"])) for transaction in added)
             self._update_balance(account)
+            account["balance"] = account["extra"]["available_amount"] = float(balance)
             self.state.save()
             return added
 

@@ -47,6 +47,27 @@ def is_true(value):
     return str(value).lower() in ("1", "true", "yes")
 
 
+def flag(data, *names):
+    """A boolean of ``data`` under the first of ``names`` present (None when none is)."""
+    for name in names:
+        if data.get(name) is not None:
+            value = data[name]
+            if not isinstance(value, bool):
+                raise ApiError("WrongRequestFormat", f"'{name}' must be true or false.")
+            return value
+    return None
+
+
+def session_options(data):
+    """What connect, reconnect and refresh take besides the attempt: the return hints
+    (false unless asked, as at Salt Edge) and automatic_refresh (v5: daily_refresh)."""
+    return {
+        "return_connection_id": bool(flag(data, "return_connection_id")),
+        "return_error_class": bool(flag(data, "return_error_class")),
+        "automatic_refresh": flag(data, "automatic_refresh", "daily_refresh"),
+    }
+
+
 class Api:
     """Endpoint methods, each ``(request, **path values) -> Response``."""
 
@@ -62,6 +83,7 @@ class Api:
         ("/connections/<connection_id>", "connection_remove", ["DELETE"]),
         ("/connections/<connection_id>/reconnect", "reconnect", ["POST"]),
         ("/connections/<connection_id>/refresh", "refresh", ["POST", "PUT"]),
+        ("/connections/<connection_id>/background_refresh", "background_refresh", ["POST", "PUT"]),
         ("/consents", "consents", ["GET"]),
         ("/consents/<consent_id>", "consent_show", ["GET"]),
         ("/accounts", "accounts", ["GET"]),
@@ -127,6 +149,25 @@ class Api:
                 raise ApiError("InvalidFromDate", message) from error
             if parsed > self.state.today():
                 raise ApiError("InvalidFromDate", "from_date cannot be in the future.")
+        attempt_request = self.attempt_params(data)
+        wanted = data.get("provider") or {}
+        if not isinstance(wanted, dict):
+            raise ApiError("WrongRequestFormat", "'provider' must be an object.")
+        if provider is None:
+            code = wanted.get("code") or data.get("provider_code")
+            provider = self.bank.provider(code) if code else None
+        if provider is not None and period:
+            period = min(period, provider.max_consent_days)
+        consent_request = {"scopes": scopes, "period_days": period, "from_date": from_date}
+        country = wanted.get("country_code") or data.get("country_code")
+        provider_filter = {
+            "country_code": str(country).upper() if country else None,
+            "include_sandboxes": is_true(wanted.get("include_sandboxes", False)),
+        }
+        return provider, provider_filter, consent_request, attempt_request
+
+    def attempt_params(self, data):
+        """The ``attempt`` of a connect, reconnect or refresh body (return_to required)."""
         attempt = data.get("attempt") or {}
         if not isinstance(attempt, dict):
             raise ApiError("WrongRequestFormat", "'attempt' must be an object.")
@@ -137,27 +178,20 @@ class Api:
         custom_fields = attempt.get("custom_fields") or data.get("custom_fields") or {}
         if not isinstance(custom_fields, dict):
             raise ApiError("WrongRequestFormat", "custom_fields must be an object.")
-        wanted = data.get("provider") or {}
-        if not isinstance(wanted, dict):
-            raise ApiError("WrongRequestFormat", "'provider' must be an object.")
-        if provider is None:
-            code = wanted.get("code") or data.get("provider_code")
-            provider = self.bank.provider(code) if code else None
-        if provider is not None and period:
-            period = min(period, provider.max_consent_days)
-        consent_request = {"scopes": scopes, "period_days": period, "from_date": from_date}
-        attempt_request = {
+        return {
             "return_to": return_to,
             "locale": attempt.get("locale") or "en",
-            "fetch_scopes": attempt.get("fetch_scopes") or ["accounts", "transactions"],
+            "fetch_scopes": self.fetch_scopes(attempt),
             "from_date": attempt.get("from_date"),
             "custom_fields": custom_fields,
         }
-        provider_filter = {
-            "country_code": wanted.get("country_code") or data.get("country_code") or "BE",
-            "include_sandboxes": is_true(wanted.get("include_sandboxes", False)),
-        }
-        return provider, provider_filter, consent_request, attempt_request
+
+    @staticmethod
+    def fetch_scopes(attempt):
+        scopes = attempt.get("fetch_scopes") or ["accounts", "transactions"]
+        if not isinstance(scopes, list) or not set(scopes) <= set(SCOPES):
+            raise ApiError("WrongRequestFormat", f"fetch_scopes must be among {SCOPES}.")
+        return scopes
 
     def session_answer(self, request, session):
         """The answer to connect/reconnect."""
@@ -227,9 +261,10 @@ class Api:
         data = read_data(request)
         customer = self.bank.customer(data.get("customer_id"))
         provider, wanted, consent, attempt = self.connect_params(request, data)
-        session = self.bank.new_session("connect", customer["id"], provider, consent, attempt)
-        session["provider_filter"] = wanted
-        self.state.save()
+        options = {**session_options(data), "provider_filter": wanted}
+        session = self.bank.new_session(
+            "connect", customer["id"], provider, consent, attempt, options=options
+        )
         return self.session_answer(request, session)
 
     def reconnect(self, request, connection_id):
@@ -243,17 +278,50 @@ class Api:
             request, data, provider, reconnect=True
         )
         session = self.bank.new_session(
-            "reconnect", connection["customer_id"], provider, consent, attempt, connection["id"]
+            "reconnect",
+            connection["customer_id"],
+            provider,
+            consent,
+            attempt,
+            connection["id"],
+            options=session_options(data),
         )
         return self.session_answer(request, session)
 
     def refresh(self, request, connection_id):
-        """POST /connections/{id}/refresh: fetch now, within the consent and the limits."""
-        read_body(request)  # a malformed body is still an error
-        connection, callbacks = self.bank.refresh(connection_id)
-        document = {"data": self.bank.connection_json(connection)}
-        self.app.send_callbacks(callbacks)
-        return json_response(document)
+        """POST /connections/{id}/refresh: the interactive refresh. The user opens the
+        ``connect_url``, logs in at the bank (its screens only), the consent stays as it
+        is, and the staged fetch follows."""
+        data = read_data(request)
+        with self.state.lock:
+            connection = self.bank.connection(connection_id)
+            self.bank.check_refreshable(connection)
+            attempt = self.attempt_params(data)
+            options = session_options(data)
+            options.pop("automatic_refresh")
+            provider = PROVIDERS_BY_CODE[connection["provider_code"]]
+            session = self.bank.new_session(
+                "refresh",
+                connection["customer_id"],
+                provider,
+                {},
+                attempt,
+                connection["id"],
+                options=options,
+            )
+        return self.session_answer(request, session)
+
+    def background_refresh(self, request, connection_id):
+        """POST /connections/{id}/background_refresh: a refresh without the user, within
+        the consent and the limits; answers the connection at once, the fetch follows."""
+        data = read_data(request, required=False)
+        attempt = data.get("attempt") or {}
+        if not isinstance(attempt, dict):
+            raise ApiError("WrongRequestFormat", "'attempt' must be an object.")
+        scopes = self.fetch_scopes(attempt) if attempt.get("fetch_scopes") else None
+        with self.state.lock:
+            connection = self.bank.background_refresh(connection_id, scopes)
+            return json_response({"data": self.bank.connection_json(connection)})
 
     def connection_show(self, request, connection_id):
         """GET /connections/{id}: status, consent id, last attempt, refresh times."""
@@ -277,8 +345,7 @@ class Api:
 
     def connection_remove(self, request, connection_id):
         """DELETE /connections/{id}: revokes the consent; a destroy callback follows."""
-        connection, callbacks = self.bank.remove(connection_id)
-        self.app.send_callbacks(callbacks)
+        connection = self.bank.remove(connection_id)
         data = {"id": connection["id"], "connection_id": connection["id"], "removed": True}
         return json_response({"data": data})
 

@@ -66,8 +66,10 @@ class SandboxApp:
             if config.client_public_key_pem
             else None
         )
-        self.bank = Bank(self.state, config)
-        self.sender = CallbackSender(config, self.private_key, self.state.now_iso)
+        self.sender = CallbackSender(
+            config, self.private_key, self.state.now_iso, lambda: self.state.generation
+        )
+        self.bank = Bank(self.state, config, self.sender.send)
         self.requests_log = collections.deque(maxlen=500)
         self.widget = Widget(self)
         self.api = Api(self)

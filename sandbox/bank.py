@@ -1,8 +1,8 @@
 """What Salt Edge does with customers, connections, consents, accounts and transactions.
 
-Every method runs under the state lock and leaves the state saved. Methods that Salt Edge
-follows with callbacks return them as ``[(kind, data), ...]`` for the caller to send once
-the HTTP answer is on its way.
+Every method runs under the state lock and leaves the state saved. Callbacks are queued
+with ``send`` (delivered by background threads, those of one connection in order) as the
+change that causes them is made, so a fetch's stages arrive in the order they happened.
 """
 
 import datetime
@@ -11,12 +11,14 @@ import secrets
 from . import ledger
 from .accounts import AccountBook
 from .errors import ApiError
+from .fetches import Fetches
 from .providers import BUSINESS_HOLDER, PERSONAL_HOLDER, PROVIDER_IDS, PROVIDERS_BY_CODE
 from .state import iso, parse_iso
 
-NOTIFY_STAGES = ("start", "connect", "fetch_accounts", "fetch_recent", "finish")
+FIRST_STAGES = ("start", "connect")
 SESSION_LIFETIME = datetime.timedelta(hours=1)
 BACKGROUND_FETCHES_PER_DAY = 4
+REFRESH_KINDS = ("refresh", "background", "automatic")  # what fail_next makes fail
 
 
 def public(record):
@@ -27,9 +29,11 @@ def public(record):
 class Bank(AccountBook):
     """Salt Edge's behaviour over the sandbox state."""
 
-    def __init__(self, state, config):
+    def __init__(self, state, config, send=None):
         self.state = state
         self.config = config
+        self.send = send or (lambda callbacks: None)
+        self.fetches = Fetches(state, config)
 
     # --- lookups -------------------------------------------------------------------
     def provider(self, code):
@@ -97,6 +101,8 @@ class Bank(AccountBook):
             "provider_name": provider.name,
             "country_code": provider.country_code,
             "status": self.status(connection),
+            "automatic_refresh": bool(connection.get("automatic_refresh")),
+            "daily_refresh": bool(connection.get("automatic_refresh")),
             "last_attempt": public(attempt) if attempt else None,
         }
 
@@ -121,10 +127,21 @@ class Bank(AccountBook):
             return customer
 
     # --- connect sessions ----------------------------------------------------------
-    def new_session(self, kind, customer_id, provider, consent, attempt, connection_id=None):
-        """A connect or reconnect session behind a ``connect_url``; returns the session."""
+    def new_session(
+        self, kind, customer_id, provider, consent, attempt, connection_id=None, options=None
+    ):
+        """A connect, reconnect or (interactive) refresh session behind a ``connect_url``.
+
+        ``options``: ``return_connection_id`` / ``return_error_class`` (what the final
+        redirect may carry), ``automatic_refresh`` (None: unchanged), ``provider_filter``.
+        A refresh shows the bank's screens only: it starts at the login.
+        """
         with self.state.lock:
             now = self.state.now()
+            if kind == "refresh":
+                step = "login"
+            else:
+                step = "customer_type" if provider else "provider"
             session = {
                 "token": secrets.token_urlsafe(18),
                 "kind": kind,
@@ -135,30 +152,36 @@ class Bank(AccountBook):
                 "attempt": attempt,
                 "created_at": iso(now),
                 "expires_at": iso(now + SESSION_LIFETIME),
-                "step": "customer_type" if provider else "provider",
+                "step": step,
                 "customer_type": None,
                 "login_method": None,
                 "result_url": None,
+                "return_connection_id": False,
+                "return_error_class": False,
+                "automatic_refresh": None,
+                "provider_filter": {},
+                **(options or {}),
             }
             self.state["sessions"][session["token"]] = session
             self.state.save()
             return session
 
-    def _new_attempt(self, connection_id, session, now):
-        attempt_request = session["attempt"]
+    def _new_attempt(self, connection, attempt_request, now, user_present=True):
+        automatic = bool(connection.get("automatic_refresh"))
         attempt = {
             "id": self.state.new_id(),
-            "connection_id": connection_id,
+            "connection_id": connection["id"],
             "api_mode": "service",
             "api_version": "6",
             "automatic_fetch": True,
-            "daily_refresh": False,
+            "automatic_refresh": automatic,
+            "daily_refresh": automatic,
             "categorization": "none",
             "custom_fields": attempt_request.get("custom_fields") or {},
             "device_type": "desktop",
             "remote_ip": "127.0.0.1",
             "exclude_accounts": [],
-            "user_present": True,
+            "user_present": user_present,
             "fetch_scopes": attempt_request.get("fetch_scopes") or ["accounts", "transactions"],
             "from_date": attempt_request.get("from_date"),
             "to_date": None,
@@ -178,18 +201,51 @@ class Bank(AccountBook):
             "updated_at": iso(now),
         }
         self.state["attempts"][attempt["id"]] = attempt
+        connection.update(_last_attempt_id=attempt["id"], updated_at=iso(now))
         return attempt
 
-    def _end_attempt(self, attempt, now, error=None):
-        stages = NOTIFY_STAGES if error is None else ("start", "connect")
-        attempt["stages"] = [
-            {"id": self.state.new_id(), "name": name, "created_at": iso(now)} for name in stages
-        ]
-        attempt.update(finished=True, finished_recent=error is None, updated_at=iso(now))
-        if error is None:
-            attempt.update(success_at=iso(now), to_date=now.date().isoformat())
-        else:
-            attempt.update(fail_at=iso(now), fail_error_class=error[0], fail_message=error[1])
+    def _callback_data(self, connection, attempt):
+        return {
+            "connection_id": connection["id"],
+            "customer_id": connection["customer_id"],
+            "custom_fields": attempt["custom_fields"],
+        }
+
+    def _stage(self, connection, attempt, name, notify=True):
+        """Record a stage on the attempt and announce it (``notify`` callback)."""
+        now = iso(self.state.now())
+        attempt["stages"].append({"id": self.state.new_id(), "name": name, "created_at": now})
+        attempt["updated_at"] = now
+        if notify:
+            self.send([("notify", {**self._callback_data(connection, attempt), "stage": name})])
+
+    def _fail_attempt(self, connection, attempt, error_class, message):
+        """The attempt ends in a failure: its fields and the ``fail`` callback."""
+        now = iso(self.state.now())
+        attempt.update(
+            finished=True,
+            fail_at=now,
+            fail_error_class=error_class,
+            fail_message=message,
+            updated_at=now,
+        )
+        fail = {
+            **self._callback_data(connection, attempt),
+            "error_class": error_class,
+            "error_message": message,
+        }
+        self.send([("fail", fail)])
+
+    def _succeed_attempt(self, connection, attempt):
+        """The fetch is complete: stage finish, then the success callbacks (1 to 3)."""
+        now = self.state.now()
+        self._stage(connection, attempt, "finish")
+        attempt.update(
+            finished=True, success_at=iso(now), to_date=now.date().isoformat(), updated_at=iso(now)
+        )
+        connection.update(last_success_at=iso(now), updated_at=iso(now))
+        success = {**self._callback_data(connection, attempt), "stage": "finish"}
+        self.send([("success", dict(success)) for _n in range(self.config.success_callbacks)])
 
     def _new_connection(self, session, provider, now):
         connection = {
@@ -197,7 +253,7 @@ class Bank(AccountBook):
             "customer_id": session["customer_id"],
             "provider_code": provider.code,
             "categorization": "none",
-            "daily_refresh": False,
+            "automatic_refresh": False,
             "store_credentials": True,
             "show_consent_confirmation": False,
             "last_consent_id": None,
@@ -240,79 +296,103 @@ class Bank(AccountBook):
         self.state["consents"][consent["id"]] = consent
         return consent
 
-    def _callbacks(self, connection, attempt, error=None):
-        base = {
-            "connection_id": connection["id"],
-            "customer_id": connection["customer_id"],
-            "custom_fields": attempt["custom_fields"],
-        }
-        if error:
-            fail = {**base, "error_class": error[0], "error_message": error[1]}
-            return [("notify", {**base, "stage": "start"}), ("fail", fail)]
-        notify = [("notify", {**base, "stage": stage}) for stage in NOTIFY_STAGES]
-        return [*notify, ("success", {**base, "stage": "finish"})]
+    def _start_fetch(self, connection, attempt, kind):
+        """Stages start and connect now, the rest of the fetch (or the failure that
+        ``fail_next`` asked for) after, through ``Fetches``."""
+        failure = connection["_fail_next"] if kind in REFRESH_KINDS else None
+        if failure:
+            connection["_fail_next"] = None
+            self._stage(connection, attempt, "start")
+            steps = [("fail", self._fail_step(connection["id"], attempt["id"], failure))]
+            stage = "start"
+        else:
+            for name in FIRST_STAGES:
+                self._stage(connection, attempt, name)
+            steps = self._fetch_steps(connection, attempt, kind)
+            stage = FIRST_STAGES[-1]
+        self.fetches.begin(connection["id"], attempt["id"], stage, steps)
 
-    def finish_session(self, session, selected_ibans):
-        """The user confirmed the accounts: connect (or reconnect) and fetch the data."""
+    def _fail_step(self, connection_id, attempt_id, failure):
+        def step():
+            connection, attempt = self._fetch_records(connection_id, attempt_id)
+            self._fail_attempt(
+                connection, attempt, failure["error_class"], failure["error_message"]
+            )
+
+        return step
+
+    def finish_session(self, session, selected_ibans=None):
+        """The user confirmed the accounts (or, for a refresh, logged in at the bank): the
+        connection, its consent and a new attempt exist at once, and the fetch starts."""
         with self.state.lock:
             provider = self.provider(session["provider_code"])
             now = self.state.now()
-            if session["kind"] == "reconnect":
-                connection = self.connection(session["connection_id"])
-            else:
+            kind = session["kind"]
+            if kind == "connect":
                 connection = self._new_connection(session, provider, now)
-            attempt = self._new_attempt(connection["id"], session, now)
-            consent = self._new_consent(connection, session, provider, now)
-            connection.update(
-                last_consent_id=consent["id"],
-                last_success_at=iso(now),
-                next_refresh_possible_at=iso(now + self._interval()),
-                updated_at=iso(now),
-                _last_attempt_id=attempt["id"],
-                _selected_ibans=list(selected_ibans),
-            )
-            self._fetch(connection, session["kind"])
-            self._end_attempt(attempt, now)
+            else:
+                connection = self.connection(session["connection_id"])
+            if kind == "refresh":
+                self.check_data_access(connection)  # the consent may have ended meanwhile
+            if session.get("automatic_refresh") is not None:
+                connection["automatic_refresh"] = bool(session["automatic_refresh"])
+            attempt = self._new_attempt(connection, session["attempt"], now)
+            if kind != "refresh":
+                consent = self._new_consent(connection, session, provider, now)
+                connection.update(
+                    last_consent_id=consent["id"], _selected_ibans=list(selected_ibans)
+                )
+            connection["next_refresh_possible_at"] = iso(now + self._interval())
             session["connection_id"] = connection["id"]
+            self._start_fetch(connection, attempt, kind)
             self.state.save()
-            return connection, self._callbacks(connection, attempt)
+            return connection
 
     def fail_session(self, session, error_class, message, user_cancelled=False):
         """The connect failed at the bank, or the user left it: record it where it matters.
 
         A first connect the user cancels leaves nothing behind; one the bank refuses leaves
-        a connection without consent whose last attempt says why; a reconnect records the
-        failed attempt on its connection (whose old consent stays as it was).
+        a connection without consent whose last attempt says why; a reconnect or refresh
+        records the failed attempt on its connection (whose consent stays as it was).
         """
         with self.state.lock:
             now = self.state.now()
             connection = None
-            if session["kind"] == "reconnect":
+            if session["kind"] in ("reconnect", "refresh"):
                 connection = self.connection(session["connection_id"])
             elif session["provider_code"] and not user_cancelled:
                 provider = self.provider(session["provider_code"])
                 connection = self._new_connection(session, provider, now)
-            callbacks = []
             if connection is not None:
-                attempt = self._new_attempt(connection["id"], session, now)
-                self._end_attempt(attempt, now, (error_class, message))
-                connection.update(_last_attempt_id=attempt["id"], updated_at=iso(now))
+                attempt = self._new_attempt(connection, session["attempt"], now)
+                for name in FIRST_STAGES:
+                    self._stage(connection, attempt, name, notify=name == "start")
+                self._fail_attempt(connection, attempt, error_class, message)
                 session["connection_id"] = connection["id"]
-                callbacks = self._callbacks(connection, attempt, (error_class, message))
             self.state.save()
-            return connection, callbacks
+            return connection
 
     # --- refresh and removal -------------------------------------------------------
     def _interval(self):
         return datetime.timedelta(seconds=self.config.refresh_interval)
 
-    def refresh(self, connection_id):
-        """Salt Edge's background refresh, with its consent, interval and daily limits."""
+    def check_refreshable(self, connection):
+        """A refresh needs a live consent and no fetch under way."""
+        self.check_data_access(connection)
+        if self.consent_of(connection) is None:
+            raise ApiError("AispConsentNotFound", "This connection has no consent.")
+        if self.fetches.running(connection["id"]):
+            raise ApiError(
+                "ConnectionAlreadyProcessing",
+                "The connection is being fetched; wait for the success or fail callback.",
+            )
+
+    def background_refresh(self, connection_id, fetch_scopes=None):
+        """Salt Edge's refresh without the user: consent, interval and daily limits, then
+        the staged fetch. Returns the connection (its last attempt just started)."""
         with self.state.lock:
             connection = self.connection(connection_id)
-            self.check_data_access(connection)
-            if self.consent_of(connection) is None:
-                raise ApiError("AispConsentNotFound", "This connection has no consent.")
+            self.check_refreshable(connection)
             now = self.state.now()
             possible = connection["next_refresh_possible_at"]
             if possible and parse_iso(possible) > now:
@@ -324,29 +404,50 @@ class Bank(AccountBook):
             today = now.date().isoformat()
             done_today = [moment for moment in connection["_refreshes"] if moment[:10] == today]
             if len(done_today) >= BACKGROUND_FETCHES_PER_DAY:
+                tomorrow = datetime.datetime.combine(
+                    now.date() + datetime.timedelta(days=1),
+                    datetime.time(),
+                    datetime.timezone.utc,
+                )
                 raise ApiError(
                     "BackgroundFetchLimitExceeded",
                     "Background fetch limit (4 times in a 24 hour period) was exceeded.",
+                    next_refresh_possible_at=iso(tomorrow),
                 )
-            session = {"attempt": self.state["attempts"][connection["_last_attempt_id"]]}
-            attempt = self._new_attempt(connection["id"], session, now)
-            attempt["user_present"] = False
             connection["_refreshes"] = [*done_today, iso(now)]
-            connection.update(
-                next_refresh_possible_at=iso(now + self._interval()),
-                updated_at=iso(now),
-                _last_attempt_id=attempt["id"],
-            )
-            error = connection["_fail_next"]
-            if error:
-                connection["_fail_next"] = None
-                error = (error["error_class"], error["error_message"])
-            else:
-                self._fetch(connection, "refresh")
-                connection["last_success_at"] = iso(now)
-            self._end_attempt(attempt, now, error)
-            self.state.save()
-            return connection, self._callbacks(connection, attempt, error)
+            self._refresh(connection, "background", now, fetch_scopes)
+            return connection
+
+    def automatic_refresh(self, connection_id):
+        """The refresh Salt Edge does by itself for a connection that asked for it (not
+        counted in the daily limit of background refreshes)."""
+        with self.state.lock:
+            connection = self.connection(connection_id)
+            if not connection.get("automatic_refresh"):
+                raise ApiError(
+                    "ConnectionCannotBeRefreshed",
+                    "The connection did not ask for automatic refresh.",
+                )
+            try:
+                self.check_data_access(connection)
+            except ApiError as error:
+                raise ApiError("ConnectionCannotBeRefreshed", error.message) from error
+            self.check_refreshable(connection)
+            self._refresh(connection, "automatic", self.state.now())
+            return connection
+
+    def _refresh(self, connection, kind, now, fetch_scopes=None):
+        previous = self.state["attempts"].get(connection["_last_attempt_id"] or "") or {}
+        request = {
+            "custom_fields": previous.get("custom_fields") or {},
+            "locale": previous.get("locale"),
+            "fetch_scopes": fetch_scopes or previous.get("fetch_scopes"),
+        }
+        attempt = self._new_attempt(connection, request, now, user_present=False)
+        connection["next_refresh_possible_at"] = iso(now + self._interval())
+        self._start_fetch(connection, attempt, kind)
+        self.state.save()
+        return attempt
 
     def remove(self, connection_id):
         """DELETE: revoke the consent, disable the connection, announce it (destroy)."""
@@ -359,5 +460,7 @@ class Bank(AccountBook):
             already = connection["_removed"]
             connection.update(_removed=True, updated_at=now)
             self.state.save()
-            data = {"connection_id": connection["id"], "customer_id": connection["customer_id"]}
-            return connection, [] if already else [("destroy", data)]
+            if not already:
+                data = {"connection_id": connection["id"], "customer_id": connection["customer_id"]}
+                self.send([("destroy", data)])
+            return connection

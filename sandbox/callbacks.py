@@ -1,4 +1,4 @@
-"""Signed callbacks to the client's callback URL, sent from a background thread.
+"""Signed callbacks to the client's callback URL, sent from background threads.
 
 Like Salt Edge: POST, ``Content-Type: application/json``, header ``Signature`` = base64
 RSA-SHA256 over ``"<callback URL>|<raw body>"`` with the sandbox's private key. A callback
@@ -9,6 +9,7 @@ import collections
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -20,14 +21,22 @@ TIMEOUT_SECONDS = 10
 
 
 class CallbackSender:
-    """Sends each batch of callbacks in order, in its own daemon thread."""
+    """Sends callbacks in background threads, those of one connection in order.
 
-    def __init__(self, config, private_key, clock):
+    Each connection has its own queue and worker thread, so a fetch's stages arrive in the
+    order they happened while a slow receiver of one connection delays no other. A callback
+    queued before a reset of the sandbox (``generation`` changed) is dropped.
+    """
+
+    def __init__(self, config, private_key, clock, generation=None):
         self.config = config
         self.private_key = private_key
         self.clock = clock
+        self.generation = generation or (lambda: 0)
         self.sent = collections.deque(maxlen=200)
-        self._threads = []
+        self._lock = threading.Lock()
+        self._queues = {}
+        self._threads = {}
 
     def url_for(self, kind):
         url = self.config.callback_url
@@ -37,20 +46,41 @@ class CallbackSender:
         """Queue ``[(kind, data), ...]``; returns at once."""
         if not callbacks or not self.config.callback_url:
             return
-        thread = threading.Thread(
-            target=self._deliver_all, args=(list(callbacks),), daemon=True, name="sandbox-cb"
-        )
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        generation = self.generation()
+        with self._lock:
+            for kind, data in callbacks:
+                key = data.get("connection_id")
+                self._queues.setdefault(key, collections.deque()).append((generation, kind, data))
+                thread = self._threads.get(key)
+                if thread is None or not thread.is_alive():
+                    thread = threading.Thread(
+                        target=self._drain, args=(key,), daemon=True, name="sandbox-cb"
+                    )
+                    self._threads[key] = thread
+                    thread.start()
 
     def wait(self, timeout=10):
-        """Wait for the callbacks under way (tests and shutdown)."""
-        for thread in list(self._threads):
-            thread.join(timeout)
+        """Wait (at most ``timeout`` seconds) for the callbacks under way (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = [t for t in self._threads.values() if t.is_alive()]
+            remaining = deadline - time.monotonic()
+            if not threads or remaining <= 0:
+                return
+            threads[0].join(remaining)
 
-    def _deliver_all(self, callbacks):
-        for kind, data in callbacks:
-            self._deliver(kind, data)
+    def _drain(self, key):
+        while True:
+            with self._lock:
+                queue = self._queues.get(key)
+                if not queue:
+                    self._queues.pop(key, None)
+                    self._threads.pop(key, None)
+                    return
+                generation, kind, data = queue.popleft()
+            if generation == self.generation():
+                self._deliver(kind, data)
 
     def _deliver(self, kind, data):
         url = self.url_for(kind)

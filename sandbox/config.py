@@ -16,6 +16,12 @@ class SandboxConfig:
     notify or destroy, otherwise every kind is posted to the URL as it is.
     ``secrets_file``: the file that learns every secret of the sandbox, for the log scan
     of the tests (``ABC_SECRETS_FILE`` by default; none when unset).
+    ``fetch_seconds``: how long (real time) the fetch after a connect, reconnect or refresh
+    takes; its stages are spread over it in a background thread. 0 fetches everything
+    inside the request (the callbacks are the same).
+    ``success_callbacks``: how many identical ``success`` callbacks end a fetch (1 to 3,
+    as Salt Edge announces). ``recent_days``: the days the ``fetch_recent`` stage brings;
+    older history comes with ``fetch_full``.
     """
 
     app_id: str = "sandbox-app-id"
@@ -28,6 +34,9 @@ class SandboxConfig:
     page_size: int = 100
     n_transactions: int = 1500
     refresh_interval: int = 300
+    fetch_seconds: float = 3.0
+    success_callbacks: int = 2
+    recent_days: int = 30
     host: str = "127.0.0.1"
     port: int = 0
     # Where the sandbox writes the secrets it knows and sees (see witness.py).
@@ -45,6 +54,9 @@ class SandboxConfig:
         self.page_size = max(1, int(self.page_size))
         self.n_transactions = max(0, int(self.n_transactions))
         self.refresh_interval = max(0, int(self.refresh_interval))
+        self.fetch_seconds = max(0.0, float(self.fetch_seconds))
+        self.success_callbacks = min(3, max(1, int(self.success_callbacks)))
+        self.recent_days = max(1, int(self.recent_days))
 
     @classmethod
     def from_env(cls, environ=None):
@@ -70,6 +82,9 @@ class SandboxConfig:
             page_size=int(env.get("SANDBOX_PAGE_SIZE", cls.page_size)),
             n_transactions=int(env.get("SANDBOX_N_TRANSACTIONS", cls.n_transactions)),
             refresh_interval=int(env.get("SANDBOX_REFRESH_INTERVAL", cls.refresh_interval)),
+            fetch_seconds=float(env.get("SANDBOX_FETCH_SECONDS", cls.fetch_seconds)),
+            success_callbacks=int(env.get("SANDBOX_SUCCESS_CALLBACKS", cls.success_callbacks)),
+            recent_days=int(env.get("SANDBOX_RECENT_DAYS", cls.recent_days)),
             host=env.get("SANDBOX_HOST", cls.host),
             port=int(env.get("SANDBOX_PORT", 8071)),
         )

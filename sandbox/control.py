@@ -1,7 +1,8 @@
 """The control API under ``/sandbox/``: not Salt Edge's, it lets tests steer the sandbox.
 
 Move the clock, make the next API calls fail in chosen ways, reset everything, read the
-requests seen and the callbacks sent, add transactions, make a refresh fail at the bank.
+requests seen and the callbacks sent, add transactions, make a refresh fail at the bank,
+see and wait for the fetches under way, run the refresh Salt Edge does by itself.
 """
 
 import json
@@ -16,6 +17,7 @@ from .responses import json_response
 from .state import parse_iso
 
 FAULT_KINDS = ("429", "500", "timeout", "garbage", "truncated")
+MAX_WAIT_SECONDS = 600
 
 
 def body_of(request):
@@ -56,6 +58,13 @@ class Control:
                 endpoint="fail_next",
                 methods=["POST"],
             ),
+            Rule(
+                "/sandbox/connections/<connection_id>/automatic_refresh",
+                endpoint="automatic_refresh",
+                methods=["POST"],
+            ),
+            Rule("/sandbox/fetches", endpoint="fetches", methods=["GET"]),
+            Rule("/sandbox/fetches/wait", endpoint="fetches_wait", methods=["POST"]),
         ]
 
     def _clock_json(self):
@@ -122,6 +131,7 @@ class Control:
     def reset(self, request):
         """Forget all data, the clock offset, faults, the request log and sent callbacks."""
         self.state.reset()
+        self.app.bank.fetches.forget_old()
         self.app.requests_log.clear()
         self.app.sender.sent.clear()
         return json_response({"data": {"reset": True}})
@@ -177,3 +187,36 @@ class Control:
             connection["_fail_next"] = failure
             self.state.save()
         return json_response({"data": failure})
+
+    def automatic_refresh(self, request, connection_id):
+        """The refresh Salt Edge does by itself for a connection that asked for
+        ``automatic_refresh``: the staged fetch and its callbacks, outside the daily limit.
+
+        Refused (400, ConnectionCannotBeRefreshed) when the connection did not ask for it or
+        its consent is not live; 409 ConnectionAlreadyProcessing while a fetch runs.
+        """
+        try:
+            connection = self.app.bank.automatic_refresh(connection_id)
+        except ApiError as error:
+            status = 400 if error.error_class == "ConnectionCannotBeRefreshed" else error.status
+            return json_response(error.body(), status)
+        with self.state.lock:
+            return json_response({"data": self.app.bank.connection_json(connection)})
+
+    def fetches(self, request):
+        """The fetches under way: ``[{connection_id, attempt_id, stage}]`` (stage: the last
+        one done)."""
+        return json_response({"data": self.app.bank.fetches.list()})
+
+    def fetches_wait(self, request):
+        """``{"timeout": seconds}`` (default 30): block until no fetch runs; answers how
+        many still run (0 unless the timeout passed)."""
+        body = body_of(request)
+        if body is None:
+            return bad("The body must be a JSON object.")
+        try:
+            timeout = min(MAX_WAIT_SECONDS, max(0.0, float(body.get("timeout", 30))))
+        except (TypeError, ValueError):
+            return bad("timeout must be a number of seconds.")
+        running = self.app.bank.fetches.wait(timeout)
+        return json_response({"data": {"running": running}})

@@ -3,8 +3,9 @@
 Statuses we could confirm from public material: 409 for DuplicatedCustomer (the contract,
 and public clients rescuing "409 Conflict" for it) and 406 "Not Acceptable" for
 ConnectionCannotBeRefreshed (a public Rails client rescues RestClient::NotAcceptable for
-it). The rest follow the same pattern and plain HTTP semantics: 400 for a malformed request
-or bad signature headers, 401 for credentials and a signature that does not match, 404 for
+it). ConnectionAlreadyProcessing (a fetch of the connection runs) is a conflict: 409. The
+rest follow the same pattern and plain HTTP semantics: 400 for a malformed request or bad
+signature headers, 401 for credentials and a signature that does not match, 404 for
 unknown ids, 406 for an action the connection's state does not allow, 429 for rate
 limits, 5xx for server or bank trouble.
 """
@@ -41,6 +42,7 @@ STATUS_BY_CLASS = {
     "AispConsentNotFound": 404,
     # conflicts and refused actions
     "DuplicatedCustomer": 409,
+    "ConnectionAlreadyProcessing": 409,
     "ConnectionCannotBeRefreshed": 406,
     "BackgroundFetchLimitExceeded": 406,
     "AispConsentExpired": 406,

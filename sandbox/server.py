@@ -88,7 +88,8 @@ class SandboxServer:
             self._server.server_close()
 
     def stop(self):
-        """Stop serving and wait (briefly) for callbacks under way."""
+        """Stop serving, stop the fetches under way, wait (briefly) for callbacks under way."""
+        self.app.bank.fetches.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -51,6 +51,8 @@ class State:
     def __init__(self, path=None):
         self.path = path
         self.lock = threading.RLock()
+        # Bumped by reset(): work started before (a fetch under way) sees it and stops.
+        self.generation = 0
         self.data = self._empty()
         if path and os.path.exists(path):
             with open(path, encoding="utf-8") as handle:
@@ -67,6 +69,7 @@ class State:
     def reset(self):
         """Forget everything: customers, connections, clock offset, faults."""
         with self.lock:
+            self.generation += 1
             self.data = self._empty()
             self.save()
 

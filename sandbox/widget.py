@@ -3,12 +3,19 @@
 provider (only when the connect call named none) -> customer_type (Business/Personal,
 Proceed) -> terms (tick, Confirm) -> wait ("do not close this screen") -> login (itsme or
 card reader) -> card_reader (only for the card reader) -> accounts (all ticked, Confirm)
--> activating (wait again) -> success (Return to your application) -> done.
+-> activating (wait again) -> success (Return to your application) -> done. An interactive
+refresh shows the bank's screens only: login -> card_reader (for the card reader) ->
+activating -> success -> done.
+
+Confirming the accounts (for a refresh: logging in) starts the fetch, which goes on in the
+background (see fetches.py): the user may return to the application before it ends.
 
 Each POST names its step; a POST for any other step than the session's current one (a
 double submit, a stale tab, a refresh) changes nothing and shows the current screen, so a
 step never runs twice and one session makes at most one connection. Cancel redirects to
-``return_to`` with ``error_class`` and ``error_message``.
+``return_to``. The redirect carries ``connection_id`` only when the connect asked for it
+(``return_connection_id``), ``error_class`` and ``error_message`` only when it asked for
+``return_error_class``; otherwise it is ``return_to`` as given.
 """
 
 import re
@@ -18,7 +25,8 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from . import pages
-from .providers import PROVIDERS, PROVIDERS_BY_CODE, stable_number
+from .errors import ApiError
+from .providers import PROVIDERS_BY_CODE, matching_providers, stable_number
 from .state import parse_iso
 
 # Salt Edge's own screens and the bank's screens. Leaving the bank's screens is the
@@ -44,6 +52,16 @@ def add_query(url, params):
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+def return_hints(session, params):
+    """The parameters of the redirect back that the connect asked for."""
+    allowed = set()
+    if session.get("return_connection_id"):
+        allowed.add("connection_id")
+    if session.get("return_error_class"):
+        allowed.update(("error_class", "error_message"))
+    return {key: value for key, value in params.items() if key in allowed}
+
+
 def html(body, status=200):
     return Response(body, status=status, content_type="text/html; charset=utf-8")
 
@@ -58,13 +76,10 @@ class Widget:
 
     def handle(self, request, token, continue_step=None):
         """GET shows the current screen, POST submits it, /continue ends a wait screen."""
-        callbacks = []
         with self.state.lock:
-            response = self._handle(request, token, continue_step, callbacks)
-        self.app.send_callbacks(callbacks)
-        return response
+            return self._handle(request, token, continue_step)
 
-    def _handle(self, request, token, continue_step, callbacks):
+    def _handle(self, request, token, continue_step):
         session = self.state["sessions"].get(token)
         if session is None:
             t = pages.texts(request.accept_languages.best)
@@ -74,27 +89,25 @@ class Widget:
         if session["step"] == "done":
             return redirect(session["result_url"], 303)
         if parse_iso(session["expires_at"]) <= self.state.now():
-            link = add_query(
-                session["attempt"]["return_to"],
-                {"error_class": EXPIRED_CLASS, "error_message": "The connect session expired."},
-            )
+            params = {"error_class": EXPIRED_CLASS, "error_message": "The connect session expired."}
+            link = add_query(session["attempt"]["return_to"], return_hints(session, params))
             body = pages.message_page("expired", t, t["expired_head"], t["expired_text"], link)
             return html(body, 410)
         step = session["step"]
         outcome = None
         if continue_step is not None:
             if continue_step == step and step in WAIT_STEPS:
-                outcome = self._advance_wait(session, t, callbacks)
+                outcome = self._advance_wait(session, t)
         elif request.method == "POST":
             form = request.form
             if form.get("step") != step:
                 return redirect(here, 303)
             if form.get("action") == "cancel" and step in CANCEL_CLASSES:
-                outcome = self._cancel(session, callbacks)
+                outcome = self._cancel(session)
             elif step in WAIT_STEPS:
-                outcome = self._advance_wait(session, t, callbacks)
+                outcome = self._advance_wait(session, t)
             else:
-                outcome = getattr(self, f"_submit_{step}")(session, form, t, callbacks)
+                outcome = getattr(self, f"_submit_{step}")(session, form, t)
         if outcome and outcome.startswith("error:"):
             return html(self._render(session, t, outcome[len("error:") :]))
         if outcome:
@@ -105,37 +118,52 @@ class Widget:
 
     # --- transitions -----------------------------------------------------------------
     def _finish(self, session, params):
-        session["result_url"] = add_query(session["attempt"]["return_to"], params)
+        hints = return_hints(session, params)
+        session["result_url"] = add_query(session["attempt"]["return_to"], hints)
         session["step"] = "done"
         self.state.save()
         return session["result_url"]
 
-    def _cancel(self, session, callbacks):
+    def _cancel(self, session):
         error_class = CANCEL_CLASSES[session["step"]]
-        connection, sent = self.bank.fail_session(
+        connection = self.bank.fail_session(
             session, error_class, CANCEL_MESSAGE, user_cancelled=True
         )
-        callbacks.extend(sent)
         params = {"error_class": error_class, "error_message": CANCEL_MESSAGE}
         if connection is not None:
             params = {"connection_id": connection["id"], **params}
         return self._finish(session, params)
 
-    def _advance_wait(self, session, t, callbacks):
+    def _advance_wait(self, session, t):
         provider = PROVIDERS_BY_CODE[session["provider_code"]]
         if session["step"] == "wait" and provider.connect_error:
-            error_class, message = provider.connect_error
-            connection, sent = self.bank.fail_session(session, error_class, message)
-            callbacks.extend(sent)
-            params = {"error_class": error_class, "error_message": message}
-            if connection is not None:
-                params = {"connection_id": connection["id"], **params}
-            return self._finish(session, params)
+            return self._fail(session, *provider.connect_error)
         session["step"] = WAIT_STEPS[session["step"]]
         self.state.save()
         return None
 
-    def _submit_provider(self, session, form, t, callbacks):
+    def _fail(self, session, error_class, message):
+        connection = self.bank.fail_session(session, error_class, message)
+        params = {"error_class": error_class, "error_message": message}
+        if connection is not None:
+            params = {"connection_id": connection["id"], **params}
+        return self._finish(session, params)
+
+    def _logged_in(self, session):
+        """After the bank's login: a refresh starts its fetch, a connect shows the accounts."""
+        if session["kind"] != "refresh":
+            session["step"] = "accounts"
+            self.state.save()
+            return None
+        try:
+            self.bank.finish_session(session)
+        except ApiError as error:  # the consent ended while the user was at the bank
+            return self._fail(session, error.error_class, error.message)
+        session["step"] = "activating"
+        self.state.save()
+        return None
+
+    def _submit_provider(self, session, form, t):
         code = form.get("provider_code")
         if code not in {provider.code for provider in self._pickable(session)}:
             return "error:" + t["provider_head"]
@@ -143,63 +171,55 @@ class Widget:
         self.state.save()
         return None
 
-    def _submit_customer_type(self, session, form, t, callbacks):
+    def _submit_customer_type(self, session, form, t):
         if form.get("customer_type") not in ("business", "personal"):
             return "error:" + t["type_missing"]
         session.update(customer_type=form["customer_type"], step="terms")
         self.state.save()
         return None
 
-    def _submit_terms(self, session, form, t, callbacks):
+    def _submit_terms(self, session, form, t):
         if not form.get("accept_terms"):
             return "error:" + t["terms_missing"]
         session["step"] = "wait"
         self.state.save()
         return None
 
-    def _submit_login(self, session, form, t, callbacks):
+    def _submit_login(self, session, form, t):
         method = form.get("login_method")
         provider = PROVIDERS_BY_CODE[session["provider_code"]]
         if method not in provider.login_methods:
             return "error:" + t["login_missing"]
-        session.update(
-            login_method=method, step="card_reader" if method == "card_reader" else "accounts"
-        )
-        self.state.save()
-        return None
+        session["login_method"] = method
+        if method == "card_reader":
+            session["step"] = "card_reader"
+            self.state.save()
+            return None
+        return self._logged_in(session)
 
-    def _submit_card_reader(self, session, form, t, callbacks):
+    def _submit_card_reader(self, session, form, t):
         if not re.fullmatch(r"\d{8}", (form.get("response_code") or "").strip()):
             return "error:" + t["card_invalid"]
-        session["step"] = "accounts"
-        self.state.save()
-        return None
+        return self._logged_in(session)
 
-    def _submit_accounts(self, session, form, t, callbacks):
+    def _submit_accounts(self, session, form, t):
         provider = PROVIDERS_BY_CODE[session["provider_code"]]
         offered = [account.iban for account in provider.accounts]
         chosen = [iban for iban in form.getlist("account") if iban in offered]
         if not chosen:
             return "error:" + t["accounts_missing"]
         session["step"] = "activating"
-        _connection, sent = self.bank.finish_session(session, chosen)
-        callbacks.extend(sent)
+        self.bank.finish_session(session, chosen)
         return None
 
-    def _submit_success(self, session, form, t, callbacks):
+    def _submit_success(self, session, form, t):
         return self._finish(session, {"connection_id": session["connection_id"]})
 
     # --- screens ---------------------------------------------------------------------
     def _pickable(self, session):
+        """The banks of the connect's provider filter, as ``GET /providers`` lists them."""
         wanted = session.get("provider_filter") or {}
-        country = (wanted.get("country_code") or "BE").upper()
-        sandboxes = bool(wanted.get("include_sandboxes"))
-        return [
-            provider
-            for provider in PROVIDERS
-            if (provider.country_code == country and not provider.sandbox)
-            or (sandboxes and provider.sandbox)
-        ]
+        return matching_providers(wanted.get("country_code"), bool(wanted.get("include_sandboxes")))
 
     def _render(self, session, t, error=None):
         step, token = session["step"], session["token"]

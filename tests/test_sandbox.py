@@ -2,6 +2,8 @@
 
 Plain unittest classes (no Odoo): every test starts from a reset sandbox whose clock shows
 Monday 10 March 2025, 08:00 UTC, and talks to it with ``requests`` like a client would.
+The fetch after a connect or refresh runs in the background as at Salt Edge; most classes
+make it short (``FAST_FETCH`` seconds) and wait for it with ``/sandbox/fetches/wait``.
 """
 
 import base64
@@ -25,12 +27,16 @@ from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..sandbox import BE_DEMO_IBANS, SandboxServer, complete_connect
+from ..sandbox import BE_DEMO_IBANS, SandboxConfig, SandboxServer, complete_connect
+from ..sandbox.ledger import opening_balance
+from ..sandbox.providers import PROVIDERS_BY_CODE
 
 APP_ID = "test-app"
 SECRET = "test-secret"
 MONDAY_MORNING = "2025-03-10T08:00:00Z"
 RETURN_TO = "https://odoo.example.com/account_bank_connection/return?state=xyz&db=demo"
+FAST_FETCH = 0.2  # seconds: a background fetch, short enough for many tests
+FIRST_ID = 100000000001
 SANDBOX_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sandbox")
 
 
@@ -149,6 +155,8 @@ class CallbackReceiver:
 class SandboxCase(unittest.TestCase):
     """A sandbox like a live Salt Edge app: every request must be signed."""
 
+    fetch_seconds = FAST_FETCH
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -159,6 +167,7 @@ class SandboxCase(unittest.TestCase):
             client_public_key_pem=public_pem(cls.client_key),
             page_size=100,
             n_transactions=250,
+            fetch_seconds=cls.fetch_seconds,
         ).start()
         cls.client = Client(cls.server, cls.client_key)
 
@@ -187,23 +196,51 @@ class SandboxCase(unittest.TestCase):
         data = self.client.ok("POST", "/customers", body={"data": {"identifier": identifier}})
         return data["data"]["id"]
 
-    def connect_session(self, provider="kbc_sandbox_be", customer_id=None, **consent):
+    def wait_fetches(self, timeout=20):
+        """Wait until the sandbox has no fetch under way."""
+        answer = self.control("POST", "/fetches/wait", {"timeout": timeout})
+        self.assertEqual(answer["data"]["running"], 0)
+
+    def connect_session(
+        self, provider="kbc_sandbox_be", customer_id=None, hints=True, data=None, **consent
+    ):
+        """A connect session; ``hints``: ask for connection_id and error_class in the
+        redirect back, as the addon does."""
         body = {
             "data": {
                 "customer_id": customer_id or self.customer(),
                 "consent": {"scopes": ["accounts", "transactions"], **consent},
                 "attempt": {"return_to": RETURN_TO, "locale": "en"},
                 "provider": {"code": provider, "include_sandboxes": True},
+                **(data or {}),
             }
         }
+        if hints:
+            body["data"].update(return_connection_id=True, return_error_class=True)
         return self.client.ok("POST", "/connections/connect", body=body)["data"]
 
-    def connect(self, provider="kbc_sandbox_be", **kwargs):
-        """A connection made through the widget; returns its id."""
-        session = self.connect_session(provider)
+    def connect(self, provider="kbc_sandbox_be", wait=True, data=None, customer_id=None, **kwargs):
+        """A connection made through the widget; returns its id once fetched (``wait``)."""
+        session = self.connect_session(provider, customer_id, data=data)
         final = complete_connect(session["connect_url"], **kwargs)
         self.assertTrue(final.startswith(RETURN_TO.split("?")[0]), final)
+        if wait:
+            self.wait_fetches()
         return query_of(final)["connection_id"]
+
+    def background_refresh(self, connection_id, wait=True):
+        """A background refresh that must be accepted; its answer (``data``)."""
+        body = {"data": {"attempt": {"fetch_scopes": ["accounts", "transactions"]}}}
+        path = f"/connections/{connection_id}/background_refresh"
+        answer = self.client.ok("POST", path, body=body)["data"]
+        if wait:
+            self.wait_fetches()
+        return answer
+
+    def refresh_refused(self, connection_id, status, error_class):
+        body = {"data": {"attempt": {"fetch_scopes": ["accounts", "transactions"]}}}
+        path = f"/connections/{connection_id}/background_refresh"
+        return self.client.error(self.client.call("POST", path, body=body), status, error_class)
 
     def all_transactions(self, connection_id, **params):
         items, from_id, pages = [], None, 0
@@ -516,6 +553,7 @@ class EndpointTest(SandboxCase):
     def test_argenta_consent_is_clamped_to_its_90_days(self):
         session = self.connect_session("argenta_sandbox_be", period_days=180)
         connection_id = query_of(complete_connect(session["connect_url"]))["connection_id"]
+        # The consent exists as soon as the user confirms, before the fetch ends.
         consent = self.client.ok("GET", "/consents", {"connection_id": connection_id})["data"][0]
         self.assertEqual(consent["period_days"], 90)
         self.assertEqual(consent["expires_at"], "2025-06-08T08:00:00Z")
@@ -540,6 +578,7 @@ class WidgetTest(SandboxCase):
         final = complete_connect(
             session["connect_url"], login_method="card_reader", account_ibans=[iban]
         )
+        self.wait_fetches()
         accounts = self.client.ok(
             "GET", "/accounts", {"connection_id": query_of(final)["connection_id"]}
         )["data"]
@@ -627,33 +666,56 @@ class WidgetTest(SandboxCase):
 class LifecycleTest(SandboxCase):
     def test_refresh_too_soon_is_refused_with_the_next_possible_time(self):
         connection_id = self.connect()
-        response = self.client.call("POST", f"/connections/{connection_id}/refresh")
-        error = self.client.error(response, 406, "ConnectionCannotBeRefreshed")
+        error = self.refresh_refused(connection_id, 406, "ConnectionCannotBeRefreshed")
         self.assertEqual(error["next_refresh_possible_at"], "2025-03-10T08:05:00Z")
         self.advance(advance_seconds=301)
-        refreshed = self.client.ok("POST", f"/connections/{connection_id}/refresh")["data"]
+        refreshed = self.background_refresh(connection_id)
         self.assertEqual(refreshed["next_refresh_possible_at"], "2025-03-10T08:10:01Z")
 
     def test_four_background_refreshes_a_day_then_the_limit(self):
         connection_id = self.connect()
         for _refresh in range(4):
             self.advance(advance_seconds=301)
-            self.client.ok("POST", f"/connections/{connection_id}/refresh")
+            self.background_refresh(connection_id)
         self.advance(advance_seconds=301)
-        response = self.client.call("POST", f"/connections/{connection_id}/refresh")
-        self.client.error(response, 406, "BackgroundFetchLimitExceeded")
+        error = self.refresh_refused(connection_id, 406, "BackgroundFetchLimitExceeded")
+        self.assertEqual(error["next_refresh_possible_at"], "2025-03-11T00:00:00Z")
         self.advance(advance_days=1)
-        self.client.ok("POST", f"/connections/{connection_id}/refresh")
+        self.background_refresh(connection_id)
+
+    def test_background_refresh_answers_the_connection_at_once_and_fetches_after(self):
+        connection_id = self.connect()
+        self.advance(advance_seconds=301)
+        answer = self.background_refresh(connection_id, wait=False)
+        self.assertEqual(answer["id"], connection_id)
+        self.assertEqual(answer["status"], "active")
+        attempt = answer["last_attempt"]
+        self.assertFalse(attempt["finished"])
+        self.assertFalse(attempt["user_present"])
+        self.assertEqual([stage["name"] for stage in attempt["stages"]], ["start", "connect"])
+        self.wait_fetches()
+        attempt = self.client.ok("GET", f"/connections/{connection_id}")["data"]["last_attempt"]
+        self.assertTrue(attempt["finished"])
+        self.assertEqual(attempt["success_at"], "2025-03-10T08:05:01Z")
+        # PUT is accepted too, with the same meaning.
+        self.advance(advance_seconds=301)
+        body = {"data": {"attempt": {"fetch_scopes": ["accounts", "transactions"]}}}
+        path = f"/connections/{connection_id}/background_refresh"
+        self.client.ok("PUT", path, body=body)
+        self.wait_fetches()
 
     def test_consent_expiry_blocks_refresh_accounts_and_transactions(self):
         connection_id = self.connect()
         self.advance(advance_days=181)
+        self.refresh_refused(connection_id, 406, "AispConsentExpired")
         for method, path, params in (
-            ("POST", f"/connections/{connection_id}/refresh", None),
             ("GET", "/accounts", {"connection_id": connection_id}),
             ("GET", "/transactions", {"connection_id": connection_id}),
         ):
             self.client.error(self.client.call(method, path, params), 406, "AispConsentExpired")
+        body = {"data": {"attempt": {"return_to": RETURN_TO}}}
+        interactive = self.client.call("POST", f"/connections/{connection_id}/refresh", body=body)
+        self.client.error(interactive, 406, "AispConsentExpired")
         connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
         self.assertEqual(connection["status"], "inactive")
         self.client.ok("GET", "/consents", {"connection_id": connection_id})
@@ -666,6 +728,7 @@ class LifecycleTest(SandboxCase):
             "data": {
                 "consent": {"scopes": ["accounts", "transactions"]},
                 "attempt": {"return_to": RETURN_TO},
+                "return_connection_id": True,
             }
         }
         answer = self.client.ok("POST", f"/connections/{connection_id}/reconnect", body=body)
@@ -677,6 +740,12 @@ class LifecycleTest(SandboxCase):
         self.assertEqual(len(consents), 2)
         latest = next(c for c in consents if c["id"] == new["last_consent_id"])
         self.assertEqual(latest["expires_at"], "2026-02-23T08:00:00Z")
+        self.wait_fetches()
+        self.assertTrue(
+            self.client.ok("GET", f"/connections/{connection_id}")["data"]["last_attempt"][
+                "finished"
+            ]
+        )
         self.advance(advance_days=20)  # past the first consent's end, within the new one
         self.client.ok("GET", "/accounts", {"connection_id": connection_id})
 
@@ -691,8 +760,7 @@ class LifecycleTest(SandboxCase):
         accounts = self.client.call("GET", "/accounts", {"connection_id": connection_id})
         self.client.error(accounts, 406, "AispConsentRevoked")
         self.advance(advance_seconds=400)
-        refresh = self.client.call("POST", f"/connections/{connection_id}/refresh")
-        self.client.error(refresh, 406, "AispConsentRevoked")
+        self.refresh_refused(connection_id, 406, "AispConsentRevoked")
 
     def test_pending_transactions_are_replaced_by_posted_ones_with_new_ids(self):
         connection_id = self.connect("fakebank_oauth_with_pending_xf")
@@ -700,7 +768,7 @@ class LifecycleTest(SandboxCase):
         pending = self.client.ok("GET", "/transactions", query)["data"]
         self.assertTrue(pending)
         self.advance(advance_days=3)
-        self.client.ok("POST", f"/connections/{connection_id}/refresh")
+        self.background_refresh(connection_id)
         still_pending = {t["id"] for t in self.client.ok("GET", "/transactions", query)["data"]}
         self.assertFalse({t["id"] for t in pending} & still_pending)
         posted, _pages = self.all_transactions(connection_id)
@@ -721,19 +789,36 @@ class LifecycleTest(SandboxCase):
         connection_id = self.connect("fakebank_with_updates_xf")
         before, _pages = self.all_transactions(connection_id)
         self.advance(advance_seconds=301)
-        self.client.ok("POST", f"/connections/{connection_id}/refresh")
+        self.background_refresh(connection_id)
         after, _pages = self.all_transactions(connection_id)
         self.assertEqual(len(after) - len(before), 6)  # three on each of the two accounts
+
+    def test_the_same_history_however_often_it_is_fetched(self):
+        connection_id = self.connect()
+        before, _pages = self.all_transactions(connection_id)
+        balances = self.client.ok("GET", "/accounts", {"connection_id": connection_id})["data"]
+        for _refresh in range(2):
+            self.advance(advance_seconds=301)
+            self.background_refresh(connection_id)
+        after, _pages = self.all_transactions(connection_id)
+        self.assertEqual(after, before)
+        again = self.client.ok("GET", "/accounts", {"connection_id": connection_id})["data"]
+        self.assertEqual([a["balance"] for a in again], [a["balance"] for a in balances])
 
     def test_a_refresh_failing_at_the_bank_is_recorded_on_the_last_attempt(self):
         connection_id = self.connect()
         failure = {"error_class": "ProviderError", "error_message": "Bank down"}
         self.control("POST", f"/connections/{connection_id}/fail_next", failure)
         self.advance(advance_seconds=301)
-        self.client.ok("POST", f"/connections/{connection_id}/refresh")
-        attempt = self.client.ok("GET", f"/connections/{connection_id}")["data"]["last_attempt"]
+        self.background_refresh(connection_id)
+        connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
+        attempt = connection["last_attempt"]
+        self.assertTrue(attempt["finished"])
         self.assertEqual(attempt["fail_error_class"], "ProviderError")
         self.assertEqual(attempt["fail_message"], "Bank down")
+        # A bank that fails once does not break the connection or its consent.
+        self.assertEqual(connection["status"], "active")
+        self.client.ok("GET", "/accounts", {"connection_id": connection_id})
 
 
 class CallbackTest(SandboxCase):
@@ -756,26 +841,146 @@ class CallbackTest(SandboxCase):
         except InvalidSignature:
             self.fail(f"callback to {path} has a bad signature")
 
-    def test_connect_sends_signed_notify_and_success_callbacks(self):
-        connection_id = self.connect()
-        self.assertTrue(
-            self.receiver.wait_for(lambda got: any(p.endswith("/success") for p, _h, _b in got))
-        )
+    def kinds_and_stages(self, connection_id=None):
+        """The kinds received, and the stages of the notify callbacks, in order."""
         kinds, stages = [], []
         for path, headers, body in self.receiver.received:
             self.assert_signed(path, headers, body)
             document = json.loads(body)
+            if connection_id and document["data"].get("connection_id") != connection_id:
+                continue
             kinds.append(path.rsplit("/", 1)[1])
             self.assertEqual(document["meta"]["version"], "6")
-            self.assertEqual(document["data"]["connection_id"], connection_id)
             if kinds[-1] == "notify":
                 stages.append(document["data"]["stage"])
-        self.assertEqual(kinds[-1], "success")
-        self.assertEqual(stages, ["start", "connect", "fetch_accounts", "fetch_recent", "finish"])
-        success = json.loads(self.receiver.received[-1][2])["data"]
-        self.assertEqual(success["stage"], "finish")
-        self.assertIn("customer_id", success)
-        self.assertEqual(success["custom_fields"], {})
+        return kinds, stages
+
+    def wait_callbacks(self):
+        self.server.app.sender.wait(10)
+
+    def successes(self, count):
+        self.assertTrue(
+            self.receiver.wait_for(
+                lambda got: sum(p.endswith("/success") for p, _h, _b in got) >= count
+            )
+        )
+
+    def test_connect_sends_signed_notify_and_success_callbacks(self):
+        fields = {"odoo_state": "xyz"}
+        connection_id = self.connect(
+            data={"attempt": {"return_to": RETURN_TO, "custom_fields": fields}}
+        )
+        self.successes(2)
+        kinds, stages = self.kinds_and_stages()
+        self.assertEqual(kinds, ["notify"] * 6 + ["success"] * 2)
+        self.assertEqual(
+            stages, ["start", "connect", "fetch_accounts", "fetch_recent", "fetch_full", "finish"]
+        )
+        datas = [json.loads(body)["data"] for _p, _h, body in self.receiver.received]
+        self.assertTrue(all(data["connection_id"] == connection_id for data in datas))
+        self.assertTrue(all(data["custom_fields"] == fields for data in datas))
+        # Salt Edge announces one to three identical success callbacks: here two.
+        self.assertEqual(datas[-1], datas[-2])
+        self.assertEqual(datas[-1]["stage"], "finish")
+        self.assertEqual(set(datas[-1]), {"connection_id", "customer_id", "custom_fields", "stage"})
+        time.sleep(0.3)
+        self.assertEqual(len(self.receiver.received), 8)
+
+    def test_three_success_callbacks_and_an_instant_fetch(self):
+        # fetch_seconds=0: the whole fetch inside the request, with the same callbacks.
+        with SandboxServer(
+            app_id=APP_ID,
+            secret=SECRET,
+            fetch_seconds=0,
+            success_callbacks=3,
+            callback_url=self.receiver.url + "/callbacks/{kind}",
+        ) as server:
+            client = Client(server)
+            requests.post(server.url + "/sandbox/clock", json={"now": MONDAY_MORNING}, timeout=10)
+            customer_id = client.ok("POST", "/customers", body={"data": {"identifier": "i"}})[
+                "data"
+            ]["id"]
+            body = {
+                "data": {
+                    "customer_id": customer_id,
+                    "consent": {"scopes": ["accounts", "transactions"]},
+                    "attempt": {"return_to": RETURN_TO},
+                    "provider": {"code": "ing_sandbox_be"},
+                }
+            }
+            session = client.ok("POST", "/connections/connect", body=body)["data"]
+            final = complete_connect(session["connect_url"])
+            self.assertEqual(final, RETURN_TO)  # no hints asked
+            listed = client.ok("GET", "/connections", {"customer_id": customer_id})["data"]
+            connection_id = listed[0]["id"]
+            self.assertTrue(listed[0]["last_attempt"]["finished"])
+            self.assertTrue(client.ok("GET", "/accounts", {"connection_id": connection_id})["data"])
+            self.successes(3)
+            server.app.sender.wait(5)
+            self.salt_edge_key = serialization.load_pem_public_key(
+                server.public_key_pem, default_backend()
+            )
+        kinds, stages = self.kinds_and_stages()
+        self.assertEqual(kinds, ["notify"] * 6 + ["success"] * 3)
+        self.assertEqual(
+            stages, ["start", "connect", "fetch_accounts", "fetch_recent", "fetch_full", "finish"]
+        )
+
+    def test_background_refresh_failing_at_the_bank_sends_start_and_fail(self):
+        connection_id = self.connect()
+        self.successes(2)
+        self.receiver.received.clear()
+        failure = {"error_class": "ProviderError", "error_message": "Bank down"}
+        self.control("POST", f"/connections/{connection_id}/fail_next", failure)
+        self.advance(advance_seconds=301)
+        self.background_refresh(connection_id)
+        self.assertTrue(
+            self.receiver.wait_for(lambda got: any(p.endswith("/fail") for p, _h, _b in got))
+        )
+        kinds, stages = self.kinds_and_stages()
+        self.assertEqual((kinds, stages), (["notify", "fail"], ["start"]))
+        fail = json.loads(self.receiver.received[-1][2])["data"]
+        self.assertEqual(
+            (fail["error_class"], fail["error_message"]), ("ProviderError", "Bank down")
+        )
+
+    def test_automatic_refresh_runs_the_staged_fetch_outside_the_daily_limit(self):
+        connection_id = self.connect(data={"automatic_refresh": True})
+        connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
+        self.assertIs(connection["automatic_refresh"], True)
+        self.assertIs(connection["daily_refresh"], True)
+        for _refresh in range(3):
+            self.advance(advance_seconds=301)
+            self.background_refresh(connection_id)
+        self.wait_callbacks()
+        self.receiver.received.clear()
+        answer = self.control("POST", f"/connections/{connection_id}/automatic_refresh")
+        self.assertFalse(answer["data"]["last_attempt"]["finished"])
+        self.assertFalse(answer["data"]["last_attempt"]["user_present"])
+        self.wait_fetches()
+        self.successes(2)
+        kinds, stages = self.kinds_and_stages()
+        self.assertEqual(kinds, ["notify"] * 6 + ["success"] * 2)
+        self.advance(advance_seconds=301)
+        self.background_refresh(connection_id)  # the 4th of the day: automatic ones are free
+        self.advance(advance_seconds=301)
+        self.refresh_refused(connection_id, 406, "BackgroundFetchLimitExceeded")
+
+    def test_automatic_refresh_is_refused_without_the_request_or_a_live_consent(self):
+        asked = self.connect(data={"daily_refresh": True})  # the v5 name works too
+        self.assertTrue(self.client.ok("GET", f"/connections/{asked}")["data"]["automatic_refresh"])
+        not_asked = self.connect(customer_id=self.customer("other"))
+        connection = self.client.ok("GET", f"/connections/{not_asked}")["data"]
+        self.assertIs(connection["automatic_refresh"], False)
+        self.assertIs(connection["daily_refresh"], False)
+        url = f"{self.server.url}/sandbox/connections/{{}}/automatic_refresh"
+        refused = requests.post(url.format(not_asked), timeout=10)
+        self.assertEqual(refused.status_code, 400, refused.text)
+        self.assertEqual(refused.json()["error"]["class"], "ConnectionCannotBeRefreshed")
+        self.advance(advance_days=181)
+        expired = requests.post(url.format(asked), timeout=10)
+        self.assertEqual(expired.status_code, 400, expired.text)
+        self.assertEqual(expired.json()["error"]["class"], "ConnectionCannotBeRefreshed")
 
     def test_delete_sends_destroy_and_a_failing_bank_sends_fail(self):
         connection_id = self.connect()
@@ -804,6 +1009,301 @@ class CallbackTest(SandboxCase):
         sent = self.control("GET", "/callbacks")["data"]
         self.assertTrue(sent and all(record["error"] for record in sent))
         self.client.ok("GET", f"/connections/{connection_id}")
+
+
+class ReturnHintTest(SandboxCase):
+    def test_the_redirect_carries_hints_only_when_asked(self):
+        customer_id = self.customer()
+        session = self.connect_session(customer_id=customer_id, hints=False)
+        final = complete_connect(session["connect_url"])
+        self.assertEqual(final, RETURN_TO)  # return_to as given, its own query kept
+        cancelled = self.connect_session(customer_id=customer_id, hints=False)
+        final = complete_connect(cancelled["connect_url"], cancel_at="login")
+        self.assertEqual(final, RETURN_TO)
+        # Only the error hints: a success comes back without connection_id.
+        only_errors = self.connect_session(
+            customer_id=customer_id, hints=False, data={"return_error_class": True}
+        )
+        self.assertEqual(complete_connect(only_errors["connect_url"]), RETURN_TO)
+        failing = self.connect_session(
+            "fakebank_with_error_xf", customer_id, False, {"return_error_class": True}
+        )
+        params = query_of(complete_connect(failing["connect_url"]))
+        self.assertEqual(params["error_class"], "ProviderUnavailable")
+        self.assertNotIn("connection_id", params)
+        # Only the connection hint: a cancel comes back without error_class.
+        only_id = self.connect_session(
+            customer_id=customer_id, hints=False, data={"return_connection_id": True}
+        )
+        params = query_of(complete_connect(only_id["connect_url"], cancel_at="accounts"))
+        self.assertEqual(params, {"state": "xyz", "db": "demo"})
+        bad = self.client.call(
+            "POST",
+            "/connections/connect",
+            body={
+                "data": {
+                    "customer_id": customer_id,
+                    "consent": {"scopes": ["accounts", "transactions"]},
+                    "attempt": {"return_to": RETURN_TO},
+                    "return_connection_id": "yes please",
+                }
+            },
+        )
+        self.client.error(bad, 400, "WrongRequestFormat")
+
+    def test_the_connection_is_found_from_the_customer_alone(self):
+        customer_id = self.customer()
+        ids = []
+        for number in range(3):
+            fields = {"odoo_state": f"s{number}"}
+            data = {"attempt": {"return_to": RETURN_TO, "custom_fields": fields}}
+            session = self.connect_session(customer_id=customer_id, hints=False, data=data)
+            self.assertEqual(complete_connect(session["connect_url"]), RETURN_TO)
+            listed = self.client.ok("GET", "/connections", {"customer_id": customer_id})["data"]
+            ids.append(listed[-1]["id"])
+            attempt = listed[-1]["last_attempt"]
+            self.assertEqual(attempt["custom_fields"], fields)
+            self.assertEqual(attempt["created_at"], "2025-03-10T08:00:00Z")
+            self.assertEqual(listed[-1]["created_at"], "2025-03-10T08:00:00Z")
+        self.wait_fetches()
+        first = self.client.ok("GET", "/connections", {"customer_id": customer_id, "per_page": 2})
+        self.assertEqual([c["id"] for c in first["data"]], ids[:2])
+        self.assertEqual(first["meta"]["next_id"], ids[2])
+        rest = self.client.ok(
+            "GET",
+            "/connections",
+            {"customer_id": customer_id, "per_page": 2, "from_id": first["meta"]["next_id"]},
+        )
+        self.assertEqual([c["id"] for c in rest["data"]], ids[2:])
+        self.assertIsNone(rest["meta"]["next_id"])
+        for connection in first["data"] + rest["data"]:
+            for field in ("status", "last_success_at", "next_refresh_possible_at"):
+                self.assertIn(field, connection)
+            self.assertTrue(connection["last_attempt"]["finished"])
+            self.assertTrue(connection["last_attempt"]["custom_fields"]["odoo_state"])
+
+
+class StagedFetchTest(SandboxCase):
+    """The fetch as Salt Edge runs it: in stages, after the user is back in the app."""
+
+    fetch_seconds = 2.0  # a stage every half second
+
+    def fetches(self):
+        return self.control("GET", "/fetches")["data"]
+
+    def wait_for_stage(self, connection_id, stage, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [f for f in self.fetches() if f["connection_id"] == connection_id]
+            if running and running[0]["stage"] == stage:
+                return running[0]
+            time.sleep(0.01)
+        self.fail(f"no fetch of {connection_id} at stage {stage}")
+
+    def test_accounts_then_recent_then_older_history_with_higher_ids(self):
+        started = time.monotonic()
+        connection_id = self.connect(wait=False)
+        connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
+        # Back in the application before the fetch: connection and consent, no accounts.
+        self.assertLess(time.monotonic() - started, self.fetch_seconds / 4)
+        self.assertEqual(connection["status"], "active")
+        attempt = connection["last_attempt"]
+        self.assertFalse(attempt["finished"])
+        self.assertFalse(attempt["finished_recent"])
+        self.assertEqual([stage["name"] for stage in attempt["stages"]], ["start", "connect"])
+        self.assertIsNone(connection["last_success_at"])
+        self.assertEqual(
+            self.fetches(),
+            [{"connection_id": connection_id, "attempt_id": attempt["id"], "stage": "connect"}],
+        )
+        self.client.ok("GET", "/consents", {"connection_id": connection_id})
+        query = {"connection_id": connection_id}
+        self.assertEqual(self.client.ok("GET", "/accounts", query)["data"], [])
+        # fetch_accounts: every account, already with its true balance.
+        self.wait_for_stage(connection_id, "fetch_accounts")
+        accounts = self.client.ok("GET", "/accounts", query)["data"]
+        self.assertEqual(
+            [account["extra"]["iban"] for account in accounts],
+            list(BE_DEMO_IBANS["kbc_sandbox_be"]),
+        )
+        self.assertEqual(self.client.ok("GET", "/transactions", query)["data"], [])
+        # fetch_recent: the last 30 days only.
+        self.wait_for_stage(connection_id, "fetch_recent")
+        recent, _pages = self.all_transactions(connection_id)
+        self.assertTrue(recent)
+        self.assertGreaterEqual(min(t["made_on"] for t in recent), "2025-02-09")
+        attempt = self.client.ok("GET", f"/connections/{connection_id}")["data"]["last_attempt"]
+        self.assertTrue(attempt["finished_recent"])
+        self.assertFalse(attempt["finished"])
+        # fetch_full, then finish: the older history, with higher ids than the recent one.
+        self.wait_fetches()
+        self.assertEqual(self.fetches(), [])
+        everything, _pages = self.all_transactions(connection_id)
+        older = [t for t in everything if t["made_on"] < "2025-02-09"]
+        self.assertTrue(older)
+        self.assertGreater(min(int(t["id"]) for t in older), max(int(t["id"]) for t in recent))
+        self.assertEqual(
+            {t["id"] for t in everything} - {t["id"] for t in older}, {t["id"] for t in recent}
+        )
+        provider = PROVIDERS_BY_CODE["kbc_sandbox_be"]
+        after = self.client.ok("GET", "/accounts", query)["data"]
+        for early, late, template in zip(accounts, after, provider.accounts, strict=True):
+            self.assertEqual(early["balance"], late["balance"])
+            posted = [t["amount"] for t in everything if t["account_id"] == late["id"]]
+            expected = round(opening_balance(provider, template) + sum(posted), 2)
+            self.assertAlmostEqual(late["balance"], expected, places=2)
+        connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
+        attempt = connection["last_attempt"]
+        self.assertTrue(attempt["finished"])
+        self.assertEqual(attempt["success_at"], "2025-03-10T08:00:00Z")
+        self.assertEqual(connection["last_success_at"], "2025-03-10T08:00:00Z")
+        self.assertEqual(
+            [stage["name"] for stage in attempt["stages"]],
+            ["start", "connect", "fetch_accounts", "fetch_recent", "fetch_full", "finish"],
+        )
+
+    def test_a_refresh_while_a_fetch_runs_is_already_processing(self):
+        connection_id = self.connect(wait=False)
+        error = self.refresh_refused(connection_id, 409, "ConnectionAlreadyProcessing")
+        self.assertTrue(error["message"])
+        body = {"data": {"attempt": {"return_to": RETURN_TO}}}
+        interactive = self.client.call("POST", f"/connections/{connection_id}/refresh", body=body)
+        self.client.error(interactive, 409, "ConnectionAlreadyProcessing")
+        self.wait_fetches()
+        self.advance(advance_seconds=301)
+        self.background_refresh(connection_id, wait=False)
+        self.advance(advance_seconds=301)  # past the interval: still one fetch at a time
+        self.refresh_refused(connection_id, 409, "ConnectionAlreadyProcessing")
+        waited = self.control("POST", "/fetches/wait", {"timeout": 0})
+        self.assertEqual(waited["data"]["running"], 1)
+        self.wait_fetches()
+        self.background_refresh(connection_id, wait=False)
+        self.wait_fetches()
+
+    def test_a_reset_stops_the_fetches_of_the_old_state(self):
+        self.connect(wait=False)
+        self.control("POST", "/reset")
+        self.assertEqual(self.fetches(), [])
+        customer_id = self.customer("after-reset")
+        self.assertEqual(customer_id, str(FIRST_ID))
+        time.sleep(self.fetch_seconds + 0.3)
+        # The old fetch gave no id and made no account in the new state.
+        self.assertEqual(self.customer("later"), str(FIRST_ID + 1))
+        self.assertEqual(
+            self.client.ok("GET", "/accounts", {"customer_id": customer_id})["data"], []
+        )
+
+
+class InteractiveRefreshTest(SandboxCase):
+    def refresh_session(self, connection_id, **data):
+        body = {
+            "data": {
+                "attempt": {
+                    "return_to": RETURN_TO,
+                    "fetch_scopes": ["accounts", "transactions"],
+                    "custom_fields": {"odoo_state": "refresh"},
+                },
+                **data,
+            }
+        }
+        path = f"/connections/{connection_id}/refresh"
+        return self.client.ok("POST", path, body=body)["data"]
+
+    def test_the_user_logs_in_at_the_bank_and_the_fetch_follows(self):
+        connection_id = self.connect("fakebank_with_updates_xf")
+        before, _pages = self.all_transactions(connection_id)
+        consent_id = self.client.ok("GET", f"/connections/{connection_id}")["data"][
+            "last_consent_id"
+        ]
+        answer = self.refresh_session(connection_id, return_connection_id=True)
+        self.assertEqual(answer["expires_at"], "2025-03-10T09:00:00Z")
+        self.assertTrue(answer["connect_url"].startswith(self.server.url + "/connect/"))
+        http = requests.Session()
+        # The bank's screens only: no customer type, no terms, no accounts to pick.
+        self.assertIn('content="login"', http.get(answer["connect_url"], timeout=10).text)
+        final = complete_connect(answer["connect_url"], session=http)
+        self.assertEqual(query_of(final)["connection_id"], connection_id)
+        self.wait_fetches()
+        connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
+        self.assertEqual(connection["last_consent_id"], consent_id)
+        consents = self.client.ok("GET", "/consents", {"connection_id": connection_id})["data"]
+        self.assertEqual(len(consents), 1)
+        attempt = connection["last_attempt"]
+        self.assertTrue(attempt["finished"] and attempt["user_present"])
+        self.assertEqual(attempt["custom_fields"], {"odoo_state": "refresh"})
+        after, _pages = self.all_transactions(connection_id)
+        self.assertEqual(len(after) - len(before), 6)
+
+    def test_card_reader_put_and_no_hints_unless_asked(self):
+        connection_id = self.connect()
+        path = f"/connections/{connection_id}/refresh"
+        body = {"data": {"attempt": {"return_to": RETURN_TO}}}
+        answer = self.client.ok("PUT", path, body=body)["data"]
+        final = complete_connect(answer["connect_url"], login_method="card_reader")
+        self.assertEqual(final, RETURN_TO)
+        self.wait_fetches()
+        attempt = self.client.ok("GET", f"/connections/{connection_id}")["data"]["last_attempt"]
+        self.assertTrue(attempt["finished"])
+        self.assertIsNone(attempt["fail_error_class"])
+
+    def test_leaving_the_bank_records_a_failed_attempt(self):
+        connection_id = self.connect()
+        answer = self.refresh_session(connection_id, return_error_class=True)
+        params = query_of(complete_connect(answer["connect_url"], cancel_at="login"))
+        self.assertEqual(params["error_class"], "ProviderAccessNotGranted")
+        self.assertNotIn("connection_id", params)
+        connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
+        self.assertEqual(connection["status"], "active")
+        self.assertEqual(connection["last_attempt"]["fail_error_class"], "ProviderAccessNotGranted")
+
+    def test_a_refresh_needs_a_return_url(self):
+        connection_id = self.connect()
+        path = f"/connections/{connection_id}/refresh"
+        missing = self.client.call("POST", path, body={"data": {"attempt": {}}})
+        self.client.error(missing, 400, "ReturnURLInvalid")
+
+
+class ProviderScreenTest(SandboxCase):
+    def offered(self, provider_filter):
+        body = {
+            "data": {
+                "customer_id": self.customer(f"c{len(provider_filter)}{provider_filter}"),
+                "consent": {"scopes": ["accounts", "transactions"]},
+                "attempt": {"return_to": RETURN_TO},
+                "provider": provider_filter,
+            }
+        }
+        url = self.client.ok("POST", "/connections/connect", body=body)["data"]["connect_url"]
+        page = requests.get(url, timeout=10).text
+        self.assertIn('content="provider"', page)
+        return {code for code in PROVIDERS_BY_CODE if f'value="{code}"' in page}
+
+    def test_the_widget_offers_the_banks_of_the_connect_filter(self):
+        fake = {code for code in PROVIDERS_BY_CODE if code.endswith("_xf")}
+        belgian = set(BE_DEMO_IBANS)
+        self.assertEqual(self.offered({"country_code": "BE", "include_sandboxes": True}), belgian)
+        self.assertEqual(self.offered({"country_code": "XF", "include_sandboxes": True}), fake)
+        self.assertEqual(self.offered({"include_sandboxes": True}), belgian | fake)
+        self.assertEqual(self.offered({}), belgian)
+
+
+class ConfigTest(unittest.TestCase):
+    def test_defaults_are_salt_edges_harder_behaviour(self):
+        config = SandboxConfig()
+        self.assertEqual(
+            (config.fetch_seconds, config.success_callbacks, config.recent_days), (3.0, 2, 30)
+        )
+        env = {
+            "SANDBOX_FETCH_SECONDS": "0.5",
+            "SANDBOX_SUCCESS_CALLBACKS": "3",
+            "SANDBOX_RECENT_DAYS": "7",
+        }
+        config = SandboxConfig.from_env(env)
+        self.assertEqual(
+            (config.fetch_seconds, config.success_callbacks, config.recent_days), (0.5, 3, 7)
+        )
+        self.assertEqual(SandboxConfig(success_callbacks=9).success_callbacks, 3)
+        self.assertEqual(SandboxConfig(success_callbacks=0).success_callbacks, 1)
 
 
 class FaultTest(SandboxCase):
@@ -858,7 +1358,11 @@ class PersistenceTest(unittest.TestCase):
         folder = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, folder)
         state = os.path.join(folder, "state.json")
-        with SandboxServer(app_id=APP_ID, secret=SECRET, state_path=state) as server:
+        # fetch_seconds=0: the fetch must be over before the first server stops (a stop
+        # ends the fetches under way), and the state file then holds all of it.
+        with SandboxServer(
+            app_id=APP_ID, secret=SECRET, state_path=state, fetch_seconds=0
+        ) as server:
             client = Client(server)
             requests.post(server.url + "/sandbox/clock", json={"now": MONDAY_MORNING}, timeout=10)
             customer_id = client.ok("POST", "/customers", body={"data": {"identifier": "p"}})[
@@ -870,12 +1374,15 @@ class PersistenceTest(unittest.TestCase):
                     "consent": {"scopes": ["accounts", "transactions"]},
                     "attempt": {"return_to": RETURN_TO},
                     "provider": {"code": "ing_sandbox_be"},
+                    "return_connection_id": True,
                 }
             }
             session = client.ok("POST", "/connections/connect", body=body)["data"]
             connection_id = query_of(complete_connect(session["connect_url"]))["connection_id"]
             before = client.ok("GET", "/transactions", {"connection_id": connection_id})
-        with SandboxServer(app_id=APP_ID, secret=SECRET, state_path=state) as server:
+        with SandboxServer(
+            app_id=APP_ID, secret=SECRET, state_path=state, fetch_seconds=0
+        ) as server:
             client = Client(server)
             after = client.ok("GET", "/transactions", {"connection_id": connection_id})
             self.assertEqual(after, before)
