@@ -25,48 +25,55 @@ from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+# What each error class means, and its sentence, live in one table beside this file. The
+# client is also used as a plain module outside the addon (scripts, a Python shell).
+try:
+    from .saltedge_errors import (
+        IN_PROGRESS,
+        INVALID_RESPONSE,
+        NETWORK_ERROR,
+        NOT_RETRYABLE_CLASSES,
+        REFRESH_NOT_NOW_CLASSES,
+        RETRY_LATER,
+        SETUP,
+        TIMEOUT,
+        UNEXPECTED_REDIRECT,
+        USER_MUST_ACT,
+        meaning_of,
+        sentence_of,
+    )
+except ImportError:  # imported as a top-level module
+    from saltedge_errors import (
+        IN_PROGRESS,
+        INVALID_RESPONSE,
+        NETWORK_ERROR,
+        NOT_RETRYABLE_CLASSES,
+        REFRESH_NOT_NOW_CLASSES,
+        RETRY_LATER,
+        SETUP,
+        TIMEOUT,
+        UNEXPECTED_REDIRECT,
+        USER_MUST_ACT,
+        meaning_of,
+        sentence_of,
+    )
+
 _logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://www.saltedge.com/api/v6"
 # Salt Edge advises now + 60 s and refuses more than one hour ahead (ExpiresAtInvalid).
 SIGNATURE_VALIDITY_SECONDS = 60
 DEFAULT_SCOPES = ("accounts", "transactions")
-
-# Error classes of our own, for failures that never got a Salt Edge answer.
-NETWORK_ERROR = "NetworkError"
-TIMEOUT = "Timeout"
-INVALID_RESPONSE = "InvalidResponse"
-UNEXPECTED_REDIRECT = "UnexpectedRedirect"
+# Without these Salt Edge sends the user back with neither the connection nor the error.
+RETURN_HINTS = {"return_connection_id": True, "return_error_class": True}
 
 # Only a new consent (a reconnect through the widget) helps with these.
 CONSENT_EXPIRED_CLASSES = frozenset(
     {"AispConsentExpired", "AispConsentRevoked", "AispConsentNotFound"}
 )
-# A disabled connection is not an expired consent (the consent may still run), but the
-# user's remedy is the same: reconnect. ``needs_reconnect`` covers both.
-RECONNECT_CLASSES = CONSENT_EXPIRED_CLASSES | {"ConnectionDisabled"}
 RATE_LIMIT_CLASSES = frozenset(
     {"RateLimitExceeded", "TooManyRequests", "BackgroundFetchLimitExceeded"}
 )
-PROVIDER_UNAVAILABLE_CLASSES = frozenset(
-    {"ProviderUnavailable", "ProviderError", "ProviderDisabled"}
-)
-# Our own settings are wrong (keys, secret, clock): an administrator must act.
-CONFIGURATION_CLASSES = frozenset(
-    {
-        "WrongSecret",
-        "ApiKeyNotFound",
-        "ClientDisabled",
-        "MissingSignature",
-        "SignatureNotMatch",
-        "MissingExpiresAt",
-        "ExpiresAtInvalid",
-        "RequestExpired",
-        "PublicKeyNotProvided",
-    }
-)
-# Limits counted per day: retrying within seconds only wastes the tries.
-NOT_RETRYABLE_CLASSES = frozenset({"BackgroundFetchLimitExceeded", "ConnectionCannotBeRefreshed"})
 
 
 class SaltEdgeError(Exception):
@@ -111,14 +118,40 @@ class SaltEdgeError(Exception):
         return f"{text}: {self.message}" if self.message else f"{text}."
 
     @property
+    def meaning(self):
+        """What the error means for us (see saltedge_errors): ``in_progress``,
+        ``retry_later``, ``user_must_act``, ``setup`` or ``unknown``."""
+        return meaning_of(self.error_class, self.status)
+
+    @property
+    def sentence(self):
+        """The English sentence for the user, with ``%(error)s``; translate it."""
+        return sentence_of(self.error_class, self.status)
+
+    @property
+    def is_in_progress(self):
+        """Salt Edge is already fetching this connection: not an error."""
+        return self.meaning == IN_PROGRESS
+
+    @property
     def is_consent_expired(self):
         """The consent expired, was revoked or is gone: only a reconnect helps."""
         return self.error_class in CONSENT_EXPIRED_CLASSES
 
     @property
+    def is_consent_revoked(self):
+        """The consent was withdrawn (at the bank, at Salt Edge or by a disconnect)."""
+        return self.error_class == "AispConsentRevoked"
+
+    @property
     def needs_reconnect(self):
         """The user must go through the bank again: consent expired or connection disabled."""
-        return self.error_class in RECONNECT_CLASSES
+        return self.is_consent_expired or self.error_class == "ConnectionDisabled"
+
+    @property
+    def needs_user(self):
+        """Only the user can help: a reconnect, a new connect, a login at the bank."""
+        return self.meaning == USER_MUST_ACT
 
     @property
     def is_connection_not_found(self):
@@ -131,16 +164,25 @@ class SaltEdgeError(Exception):
         return self.status == 429 or self.error_class in RATE_LIMIT_CLASSES
 
     @property
+    def is_retry_later(self):
+        """The bank, Salt Edge or a limit says "not now": the next scheduled run retries."""
+        return self.meaning == RETRY_LATER
+
+    @property
     def is_provider_unavailable(self):
         """The bank or Salt Edge is down or failing: try again later."""
-        return self.error_class in PROVIDER_UNAVAILABLE_CLASSES or (
-            self.status is not None and self.status >= 500
-        )
+        return self.is_retry_later and not self.is_rate_limited and not self.is_cannot_refresh
 
     @property
     def is_cannot_refresh(self):
         """A refresh is not allowed yet; see ``next_refresh_possible_at``."""
         return self.error_class == "ConnectionCannotBeRefreshed"
+
+    @property
+    def is_refresh_not_now(self):
+        """Salt Edge refuses a background refresh for now (too soon, or the bank's four a
+        day are used): no error, the data Salt Edge has is still there to import."""
+        return self.error_class in REFRESH_NOT_NOW_CLASSES
 
     @property
     def is_network_error(self):
@@ -150,7 +192,7 @@ class SaltEdgeError(Exception):
     @property
     def is_configuration_error(self):
         """App id, secret, keys or the server clock are wrong: an administrator must act."""
-        return self.error_class in CONFIGURATION_CLASSES
+        return self.meaning == SETUP
 
     @property
     def is_retryable(self):
@@ -538,80 +580,69 @@ class SaltEdgeClient:
         data["id"] = data.get("id") or data.get("customer_id")
         return self._data({"data": data}, "POST", path, required=("id",))
 
-    def create_connect_session(
-        self,
-        customer_id,
-        return_to,
-        *,
-        provider_code=None,
-        scopes=DEFAULT_SCOPES,
-        period_days=None,
-        from_date=None,
-        fetch_scopes=DEFAULT_SCOPES,
-        locale=None,
-        include_sandboxes=False,
-        custom_fields=None,
-    ):
+    def create_connect_session(self, customer_id, return_to, **options):
         """Start the Salt Edge widget for a new connection; return ``{expires_at, connect_url}``.
 
-        ``from_date`` (date or ISO string) bounds both the consent and the first fetch.
+        ``options`` are those of ``_connect_payload``: ``provider_code``, ``scopes``,
+        ``period_days``, ``from_date`` (date or ISO string, bounds both the consent and the
+        first fetch), ``fetch_scopes``, ``locale``, ``include_sandboxes``,
+        ``custom_fields`` (echoed in every callback), ``automatic_refresh``.
         """
-        payload = self._connect_payload(
-            return_to,
-            provider_code,
-            scopes,
-            period_days,
-            from_date,
-            fetch_scopes,
-            locale,
-            include_sandboxes,
-            custom_fields,
-        )
+        payload = self._connect_payload(return_to, **options)
         payload["data"]["customer_id"] = customer_id
         path = "/connections/connect"
         document = self._request("POST", path, payload=payload)
         return self._data(document, "POST", path, required=("connect_url",))
 
-    def reconnect(
-        self,
-        connection_id,
-        return_to,
-        *,
-        provider_code=None,
-        scopes=DEFAULT_SCOPES,
-        period_days=None,
-        from_date=None,
-        fetch_scopes=DEFAULT_SCOPES,
-        locale=None,
-        include_sandboxes=False,
-        custom_fields=None,
-    ):
+    def reconnect(self, connection_id, return_to, **options):
         """Start the widget again for an existing connection (renews the consent);
-        return ``{expires_at, connect_url}``."""
-        payload = self._connect_payload(
-            return_to,
-            provider_code,
-            scopes,
-            period_days,
-            from_date,
-            fetch_scopes,
-            locale,
-            include_sandboxes,
-            custom_fields,
-        )
+        return ``{expires_at, connect_url}``. Options as for ``create_connect_session``."""
+        payload = self._connect_payload(return_to, **options)
         path = f"/connections/{self._segment(connection_id)}/reconnect"
         document = self._request("POST", path, payload=payload)
         return self._data(document, "POST", path, required=("connect_url",))
 
-    def refresh(self, connection_id, *, fetch_scopes=DEFAULT_SCOPES):
-        """Ask Salt Edge to fetch new data in the background (needs an active consent).
+    def background_refresh(self, connection_id, *, fetch_scopes=DEFAULT_SCOPES):
+        """Ask Salt Edge to fetch new data from the bank without the user (needs an active
+        consent). The fetch runs afterwards and ends with ``success`` callbacks.
 
-        May raise ConnectionCannotBeRefreshed (``next_refresh_possible_at`` set) or
-        BackgroundFetchLimitExceeded; neither is retried.
+        May raise ConnectionCannotBeRefreshed (``next_refresh_possible_at`` set),
+        BackgroundFetchLimitExceeded (PSD2: four a day) or ConnectionAlreadyProcessing (a
+        fetch is running: ``is_in_progress``); none of them is retried.
         """
-        path = f"/connections/{self._segment(connection_id)}/refresh"
+        path = f"/connections/{self._segment(connection_id)}/background_refresh"
         payload = {"data": {"attempt": {"fetch_scopes": list(fetch_scopes)}}}
         return self._data(self._request("POST", path, payload=payload), "POST", path)
+
+    def refresh(
+        self,
+        connection_id,
+        return_to,
+        *,
+        fetch_scopes=DEFAULT_SCOPES,
+        locale=None,
+        custom_fields=None,
+    ):
+        """The interactive refresh: the user goes through the bank's screens again (a bank
+        that refuses a background refresh). Returns ``{expires_at, connect_url}`` to open;
+        the user comes back to ``return_to``. Never call this without a user present."""
+        attempt = _compact(
+            {
+                "return_to": return_to,
+                "fetch_scopes": list(fetch_scopes),
+                "locale": locale,
+                "custom_fields": custom_fields,
+            }
+        )
+        payload = {"data": {**RETURN_HINTS, "attempt": attempt}}
+        path = f"/connections/{self._segment(connection_id)}/refresh"
+        document = self._request("POST", path, payload=payload)
+        return self._data(document, "POST", path, required=("connect_url",))
+
+    def list_connections(self, customer_id):
+        """Yield the customer's connections: how to find a connection when the user never
+        came back with its id."""
+        return self._items("/connections", [("customer_id", customer_id)])
 
     def get_connection(self, connection_id):
         """Return the connection: status, provider, last_success_at, last_attempt, ..."""
@@ -657,15 +688,20 @@ class SaltEdgeClient:
     @staticmethod
     def _connect_payload(
         return_to,
-        provider_code,
-        scopes,
-        period_days,
-        from_date,
-        fetch_scopes,
-        locale,
-        include_sandboxes,
-        custom_fields,
+        *,
+        provider_code=None,
+        scopes=DEFAULT_SCOPES,
+        period_days=None,
+        from_date=None,
+        fetch_scopes=DEFAULT_SCOPES,
+        locale=None,
+        include_sandboxes=False,
+        custom_fields=None,
+        automatic_refresh=None,
     ):
+        """The body of connect and reconnect. It asks for the return hints (Salt Edge adds
+        ``connection_id``/``error_class`` to the return URL only when asked) and, when
+        ``automatic_refresh`` is given, for Salt Edge's own daily refreshes."""
         consent = _compact(
             {"scopes": list(scopes), "period_days": period_days, "from_date": _iso(from_date)}
         )
@@ -678,7 +714,9 @@ class SaltEdgeClient:
                 "custom_fields": custom_fields,
             }
         )
-        data = {"consent": consent, "attempt": attempt}
+        data = {**RETURN_HINTS, "consent": consent, "attempt": attempt}
+        if automatic_refresh is not None:
+            data["automatic_refresh"] = bool(automatic_refresh)
         provider = _compact({"code": provider_code, "include_sandboxes": include_sandboxes or None})
         if provider:
             data["provider"] = provider

@@ -29,6 +29,14 @@ from ..saltedge_client import (
     sign,
     verify_callback_signature,
 )
+from ..saltedge_errors import (
+    ERRORS,
+    IN_PROGRESS,
+    RETRY_LATER,
+    SETUP,
+    UNKNOWN,
+    USER_MUST_ACT,
+)
 from ..sandbox import BE_DEMO_IBANS, SandboxServer, complete_connect
 
 # A fixed 2048-bit key made once with `openssl genpkey`, and signatures made with
@@ -350,7 +358,7 @@ class TestErrorParsing(unittest.TestCase):
         }
         with ScriptedServer((406, {"X-Request-Id": "req-1"}, error_body)) as server:
             with self.assertRaises(SaltEdgeError) as caught:
-                scripted_client(server).refresh("5")
+                scripted_client(server).background_refresh("5")
         error = caught.exception
         self.assertEqual(error.status, 406)
         self.assertEqual(error.error_class, "ConnectionCannotBeRefreshed")
@@ -363,7 +371,7 @@ class TestErrorParsing(unittest.TestCase):
         self.assertEqual(len(server.requests), 1)
         self.assertIn("ConnectionCannotBeRefreshed", str(error))
         self.assertIn("Too soon.", str(error))
-        self.assertIn("POST /connections/5/refresh", str(error))
+        self.assertIn("POST /connections/5/background_refresh", str(error))
 
     def test_the_flat_error_shape_is_parsed(self):
         flat = {"error_class": "AispConsentExpired", "error_message": "Consent expired."}
@@ -391,7 +399,7 @@ class TestErrorParsing(unittest.TestCase):
         body = {"error": {"class": "ConnectionDisabled", "message": "Disabled."}}
         with ScriptedServer((406, {}, body)) as server:
             with self.assertRaises(SaltEdgeError) as caught:
-                scripted_client(server).refresh("3")
+                scripted_client(server).background_refresh("3")
         self.assertTrue(caught.exception.needs_reconnect)
         self.assertFalse(caught.exception.is_consent_expired)
 
@@ -412,6 +420,21 @@ class TestErrorParsing(unittest.TestCase):
         self.assertFalse(error("BackgroundFetchLimitExceeded", 429).is_retryable)
         self.assertTrue(error("TooManyRequests", 429).is_retryable)
         self.assertFalse(error("ConnectionNotFound", 404).is_provider_unavailable)
+
+    def test_every_known_error_class_has_one_meaning_and_a_sentence(self):
+        meanings = {IN_PROGRESS, RETRY_LATER, USER_MUST_ACT, SETUP}
+        for error_class, (meaning, sentence) in ERRORS.items():
+            self.assertIn(meaning, meanings, error_class)
+            self.assertTrue(sentence.endswith((".", "”.")), error_class)
+        in_progress = SaltEdgeError("x", status=409, error_class="ConnectionAlreadyProcessing")
+        self.assertTrue(in_progress.is_in_progress)
+        self.assertFalse(in_progress.is_retryable)
+        self.assertEqual(SaltEdgeError("x", status=502).meaning, RETRY_LATER)
+        self.assertEqual(SaltEdgeError("x", status=418, error_class="Teapot").meaning, UNKNOWN)
+        self.assertTrue(SaltEdgeError("x", status=406, error_class="AispConsentRevoked").needs_user)
+        self.assertTrue(
+            SaltEdgeError("x", status=406, error_class="AispConsentRevoked").is_consent_revoked
+        )
 
     def test_a_customer_id_given_as_customer_id_is_returned_as_id(self):
         body = {"data": {"customer_id": "333", "identifier": "company-1"}}
@@ -480,6 +503,8 @@ class TestErrorParsing(unittest.TestCase):
             json.loads(body),
             {
                 "data": {
+                    "return_connection_id": True,
+                    "return_error_class": True,
                     "customer_id": "cust-1",
                     "consent": {
                         "scopes": ["accounts", "transactions"],
@@ -556,7 +581,10 @@ def control(server, path, payload=None):
 class SandboxCase(unittest.TestCase):
     """A sandbox that checks our signatures against the fixture public key."""
 
-    server_options = {}
+    # The client's tests are about the HTTP contract, not about when Salt Edge's fetch
+    # ends: the data is there when the widget sends the user back (test_real_service
+    # covers the fetch that ends later).
+    server_options = {"fetch_seconds": 0}
 
     @classmethod
     def setUpClass(cls):
@@ -607,8 +635,11 @@ class TestEndpointsAgainstTheSandbox(SandboxCase):
         be_codes = {provider["code"] for provider in client.list_providers(country_code="BE")}
         self.assertIn(KBC, be_codes)
         self.assertNotIn(N_BANK, be_codes)
-        all_codes = {p["code"] for p in client.list_providers("BE", include_sandboxes=True)}
-        self.assertIn(N_BANK, all_codes)
+        # Salt Edge lists its fake banks under the fake country XF, never under BE.
+        be_and_fake = {p["code"] for p in client.list_providers("BE", include_sandboxes=True)}
+        self.assertNotIn(N_BANK, be_and_fake)
+        fake_codes = {p["code"] for p in client.list_providers("XF", include_sandboxes=True)}
+        self.assertIn(N_BANK, fake_codes)
 
         customer = client.create_customer(f"company-{uuid.uuid4().hex}")
         self.assertTrue(customer["id"])
@@ -647,14 +678,19 @@ class TestEndpointsAgainstTheSandbox(SandboxCase):
         self.assertEqual({t["status"] for t in pending} - {"pending"}, set())
 
         with self.assertRaises(SaltEdgeError) as caught:
-            client.refresh(connection_id)
+            client.background_refresh(connection_id)
         self.assertTrue(caught.exception.is_cannot_refresh)
         self.assertEqual(
             caught.exception.next_refresh_possible_at, connection["next_refresh_possible_at"]
         )
         control(self.server, "clock", {"advance_seconds": 3600})
-        refreshed = client.refresh(connection_id)
+        refreshed = client.background_refresh(connection_id)
         self.assertEqual(refreshed["id"], connection_id)
+        self.assertIn(connection_id, {c["id"] for c in client.list_connections(customer["id"])})
+
+        interactive = client.refresh(connection_id, RETURN_TO, locale="nl")
+        back = complete_connect(interactive["connect_url"])
+        self.assertIn(f"connection_id={connection_id}", back)
 
         again = client.reconnect(connection_id, RETURN_TO, period_days=60)
         back = complete_connect(again["connect_url"])
@@ -673,6 +709,34 @@ class TestEndpointsAgainstTheSandbox(SandboxCase):
         sent = client.session.sent
         self.assertGreater(len(sent), 10)
         self.assertTrue(all(request.headers.get("Signature") for request in sent))
+
+    def test_connect_and_reconnect_ask_for_the_return_hints_and_automatic_refresh(self):
+        client = self.client()
+        customer = client.create_customer(f"company-{uuid.uuid4().hex}")
+        client.create_connect_session(
+            customer["id"],
+            RETURN_TO,
+            provider_code=KBC,
+            custom_fields={"odoo": "ref-1"},
+            automatic_refresh=True,
+        )
+        back = complete_connect(
+            client.create_connect_session(customer["id"], RETURN_TO)["connect_url"],
+            provider_code=KBC,
+        )
+        connection_id = urllib.parse.parse_qs(urllib.parse.urlsplit(back).query)["connection_id"][0]
+        client.reconnect(connection_id, RETURN_TO, automatic_refresh=False)
+        bodies = [
+            json.loads(request.body)["data"]
+            for request in client.session.sent
+            if request.method == "POST" and request.path_url.endswith(("/connect", "/reconnect"))
+        ]
+        self.assertEqual(len(bodies), 3)
+        for data in bodies:
+            self.assertIs(data["return_connection_id"], True)
+            self.assertIs(data["return_error_class"], True)
+        self.assertEqual(bodies[0]["attempt"]["custom_fields"], {"odoo": "ref-1"})
+        self.assertEqual([data.get("automatic_refresh") for data in bodies], [True, None, False])
 
     def test_a_query_string_with_characters_to_escape_is_signed_as_sent(self):
         client = self.client()
@@ -766,7 +830,7 @@ class TestConsentExpiry(SandboxCase):
         control(self.server, "clock", {"advance_days": 91})
         self.assertEqual(client.get_connection(connection_id)["status"], "inactive")
         for call in (
-            lambda: client.refresh(connection_id),
+            lambda: client.background_refresh(connection_id),
             lambda: list(client.list_accounts(connection_id)),
         ):
             with self.assertRaises(SaltEdgeError) as caught:

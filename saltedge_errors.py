@@ -1,0 +1,135 @@
+"""What each Salt Edge error class means for us, and the sentence a user reads: one table.
+
+Plain Python like the client beside it. Every other part of the addon asks this table
+(through ``SaltEdgeError``'s properties or ``meaning_of``/``sentence_of``) instead of
+deriving a meaning from a class name.
+
+Meanings:
+
+- ``in_progress``: not an error; Salt Edge is already fetching (ConnectionAlreadyProcessing).
+- ``retry_later``: the bank, Salt Edge or a limit says "not now"; the scheduled jobs try
+  again by themselves, nothing for the user to do.
+- ``user_must_act``: only the user can help (a new consent at the bank, a new connect).
+- ``setup``: the addon's settings are wrong (keys, Secret, clock, a URL): an administrator
+  must act.
+
+Salt Edge does not publish a complete list of classes. A class not in the table is judged
+by its HTTP status: 5xx and 429 are ``retry_later``; other statuses are ``unknown`` and
+shown with Salt Edge's own message.
+"""
+
+IN_PROGRESS = "in_progress"
+RETRY_LATER = "retry_later"
+USER_MUST_ACT = "user_must_act"
+SETUP = "setup"
+UNKNOWN = "unknown"
+
+# Error classes of our own, for failures that never got a Salt Edge answer.
+NETWORK_ERROR = "NetworkError"
+TIMEOUT = "Timeout"
+INVALID_RESPONSE = "InvalidResponse"
+UNEXPECTED_REDIRECT = "UnexpectedRedirect"
+
+
+def _lt(text):
+    """Marks a sentence for Odoo's translation export; the models translate it with
+    ``env._`` when they show it (this file imports nothing from Odoo)."""
+    return text
+
+
+# The sentences, by what the user is asked to do. ``%(error)s`` is the error class.
+SENTENCE_CONSENT = _lt(
+    "The bank's consent has expired or was withdrawn. Click “Reconnect” to give a new "
+    "consent at the bank."
+)
+SENTENCE_GONE = _lt("Salt Edge no longer knows this connection. Connect the bank again.")
+SENTENCE_WAIT = _lt("The bank or Salt Edge asks to wait before the next request. Try again later.")
+SENTENCE_UNAVAILABLE = _lt("The bank cannot be reached right now. Try again in a few minutes.")
+SENTENCE_SETUP = _lt(
+    "Salt Edge refused Odoo's credentials (%(error)s). A system administrator must check "
+    "the App ID, the Secret and the private key in the settings."
+)
+SENTENCE_IN_PROGRESS = _lt(
+    "Salt Edge is fetching from the bank right now; the new transactions arrive by "
+    "themselves in a few minutes."
+)
+SENTENCE_AT_BANK = _lt(
+    "The bank wants you to log in again before it gives new transactions. Click “Refresh "
+    "at the bank”."
+)
+SENTENCE_LOGIN = _lt("The bank refused the login. Try again.")
+SENTENCE_NO_ANSWER = _lt(
+    "Salt Edge could not be reached or its answer could not be read (%(error)s). Try again "
+    "in a few minutes."
+)
+SENTENCE_OTHER = _lt("Salt Edge answered with an error: %(error)s")
+
+# class -> (meaning, sentence)
+ERRORS = {
+    "ConnectionAlreadyProcessing": (IN_PROGRESS, SENTENCE_IN_PROGRESS),
+    # The consent is gone: only a reconnect at the bank helps.
+    "AispConsentExpired": (USER_MUST_ACT, SENTENCE_CONSENT),
+    "AispConsentRevoked": (USER_MUST_ACT, SENTENCE_CONSENT),
+    "AispConsentNotFound": (USER_MUST_ACT, SENTENCE_CONSENT),
+    "ConnectionDisabled": (USER_MUST_ACT, SENTENCE_CONSENT),
+    "ConnectionNotFound": (USER_MUST_ACT, SENTENCE_GONE),
+    "InvalidCredentials": (USER_MUST_ACT, SENTENCE_LOGIN),
+    # The bank needs the user present (an interactive refresh); v5 named these so.
+    "InteractiveAdminRequired": (USER_MUST_ACT, SENTENCE_AT_BANK),
+    "InteractiveTimeout": (USER_MUST_ACT, SENTENCE_AT_BANK),
+    # Limits and a bank or Salt Edge that is down: the next scheduled run tries again.
+    "ConnectionCannotBeRefreshed": (RETRY_LATER, SENTENCE_WAIT),
+    "BackgroundFetchLimitExceeded": (RETRY_LATER, SENTENCE_WAIT),
+    "RateLimitExceeded": (RETRY_LATER, SENTENCE_WAIT),
+    "TooManyRequests": (RETRY_LATER, SENTENCE_WAIT),
+    "ProviderError": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    "ProviderUnavailable": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    "ProviderDisabled": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    "ProviderInactive": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    "ExecutionTimeout": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    "FetchingTimeout": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    "ConnectionFailed": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    "ConnectionLost": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    NETWORK_ERROR: (RETRY_LATER, SENTENCE_NO_ANSWER),
+    TIMEOUT: (RETRY_LATER, SENTENCE_NO_ANSWER),
+    INVALID_RESPONSE: (RETRY_LATER, SENTENCE_NO_ANSWER),
+    # Our own settings (keys, Secret, clock, URLs) are wrong: an administrator must act.
+    "WrongSecret": (SETUP, SENTENCE_SETUP),
+    "ApiKeyNotFound": (SETUP, SENTENCE_SETUP),
+    "ClientDisabled": (SETUP, SENTENCE_SETUP),
+    "MissingSignature": (SETUP, SENTENCE_SETUP),
+    "SignatureNotMatch": (SETUP, SENTENCE_SETUP),
+    "MissingExpiresAt": (SETUP, SENTENCE_SETUP),
+    "ExpiresAtInvalid": (SETUP, SENTENCE_SETUP),
+    "RequestExpired": (SETUP, SENTENCE_SETUP),
+    "PublicKeyNotProvided": (SETUP, SENTENCE_SETUP),
+    "ReturnURLInvalid": (SETUP, SENTENCE_SETUP),
+    UNEXPECTED_REDIRECT: (SETUP, SENTENCE_SETUP),
+}
+
+# A background refresh refused for now: no error, Salt Edge's data is still there to import.
+REFRESH_NOT_NOW_CLASSES = frozenset({"ConnectionCannotBeRefreshed", "BackgroundFetchLimitExceeded"})
+
+# Retried by the client within seconds: an answer that may be different a moment later.
+# Limits counted per day and "not before" answers are not: retrying only wastes the tries.
+NOT_RETRYABLE_CLASSES = frozenset(
+    {"BackgroundFetchLimitExceeded", "ConnectionCannotBeRefreshed", "ConnectionAlreadyProcessing"}
+)
+
+
+def meaning_of(error_class, status=None):
+    """``in_progress``, ``retry_later``, ``user_must_act``, ``setup`` or ``unknown``."""
+    if error_class in ERRORS:
+        return ERRORS[error_class][0]
+    if status is not None and (status == 429 or status >= 500):
+        return RETRY_LATER
+    return UNKNOWN
+
+
+def sentence_of(error_class, status=None):
+    """The English sentence for the user (translated by the caller), with ``%(error)s``."""
+    if error_class in ERRORS:
+        return ERRORS[error_class][1]
+    if meaning_of(error_class, status) == RETRY_LATER:
+        return SENTENCE_WAIT if status == 429 else SENTENCE_UNAVAILABLE
+    return SENTENCE_OTHER
