@@ -12,6 +12,7 @@
     "data": [
         "security/account_bank_connection_security.xml",
         "security/ir.model.access.csv",
+        "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
         "data/ir_cron_reminders.xml",
         "data/mail_template_data.xml",

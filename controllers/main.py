@@ -1,15 +1,17 @@
 import hashlib
 import json
 import logging
+import re
+from datetime import timedelta
 
-from odoo import http
+from odoo import fields, http
 from odoo.exceptions import AccessError, UserError
 from odoo.http import request
 
 from ..models import const
 from ..models.account_bank_connect_session import ConnectStateError, ConnectStateUsed
 from ..models.utils import callback_id
-from ..saltedge_client import verify_callback_signature
+from ..saltedge_client import SaltEdgeError, verify_callback_signature
 
 _logger = logging.getLogger(__name__)
 
@@ -103,18 +105,29 @@ class BankConnectionController(http.Controller):
                 "account_bank_connection.connect_waiting_page",
                 {
                     "connection": connection,
+                    "stage": connection._fetch_stage_sentence(),
                     "page_url": self._session_url(session),
                     "import_url": self._session_url(session) + "/import",
                     "dashboard_url": "/odoo/accounting",
                 },
             )
         run = session.import_run_id
+        # Salt Edge's callbacks may have imported some before the page did.
+        runs = connection.import_run_ids.filtered(
+            lambda each: each.date_start >= (session.used_at or session.create_date)
+        )
+        count = sum(runs.mapped("created_count"))
         message = request.env._(
             "%(bank)s is connected until %(date)s. %(count)s transactions imported.",
             bank=connection.name,
             date=connection._format_connected_until(),
-            count=run.created_count,
+            count=count,
         )
+        if run and run.state != "failed" and not run.fetch_finished:
+            message += " " + request.env._(
+                "Salt Edge is still loading the bank's older transactions: they keep "
+                "arriving in the journal by themselves."
+            )
         if run.state == "failed":
             message = request.env._(
                 "%(bank)s is connected until %(date)s, but the transactions could not be "
@@ -136,23 +149,41 @@ class BankConnectionController(http.Controller):
         methods=["POST"],
     )
     def connect_session_import(self, session_id, **kwargs):
-        """Called by the waiting page: run the first import unless another request runs it
-        (a second tab, a refresh). Returns ``{"done": bool}``; the page asks again until
-        done, then shows the result."""
+        """Called by the waiting page every few seconds. While Salt Edge still fetches
+        from the bank, answers what it is doing (``stage``, a sentence). Once the fetch
+        has finished, or after FIRST_FETCH_WAIT_SECONDS, runs the first import unless
+        another request runs it (a second tab, a refresh). Returns ``{"done": bool,
+        "stage": str}``; the page asks again until done, then shows the result."""
         session = self._own_session(session_id)
         if not session:
             return {"done": False, "missing": True}
         if session.import_state == "done":
             return {"done": True}
+        connection = session.connection_id.with_env(request.env).sudo()
+        waited = fields.Datetime.now() - (session.used_at or session.create_date)
+        patience_left = waited < timedelta(seconds=const.FIRST_FETCH_WAIT_SECONDS)
+        if connection.state == "connected" and patience_left:
+            try:
+                finished = connection._saltedge_fetch_progress()
+            except (SaltEdgeError, UserError) as error:
+                _logger.info("Bank connection %s: progress not read: %s", connection.id, error)
+                finished = False
+            if not finished:
+                request.env.cr.commit()  # pylint: disable=invalid-commit
+                return {"done": False, "stage": connection._fetch_stage_sentence()}
         if not session._claim_first_import():
-            return {"done": False}
+            return {"done": False, "stage": connection._fetch_stage_sentence()}
         # The claim must be seen by the other requests while this one imports.
         request.env.cr.commit()  # pylint: disable=invalid-commit
         run = session.connection_id.with_env(request.env)._saltedge_first_import_run()
         if not run and session.connection_id.state == "connected":
             # The scheduled import holds the connection: ask again in a moment.
             session.write({"import_state": "waiting"})
-            return {"done": False}
+            return {"done": False, "stage": connection._fetch_stage_sentence()}
+        if run and not run.fetch_finished and patience_left:
+            # Salt Edge began fetching again between two looks: wait for it.
+            session.write({"import_state": "waiting"})
+            return {"done": False, "stage": connection._fetch_stage_sentence()}
         session.write({"import_state": "done", "import_run_id": run.id})
         return {"done": True}
 
@@ -172,12 +203,14 @@ class BankConnectionController(http.Controller):
         Who calls it: Salt Edge, one URL per kind (success, fail, notify, destroy), with an
         RSA ``Signature`` over ``"<callback URL>|<raw body>"``. The signature is verified
         with the configured Salt Edge public key before anything else (403 otherwise). The
-        same callback twice acts once. Returns 200 quickly; the import runs in the cron.
+        same callback twice acts once; a signed callback of a kind we do not use gets 200
+        and is recorded as ignored. Returns 200 quickly; the import runs in the
+        requested-import scheduled action.
         """
         # Odoo adds OPTIONS to every route's methods; only a POST is a callback.
         if request.httprequest.method != "POST":
             return request.make_json_response({"status": "method not allowed"}, status=405)
-        if kind not in const.CALLBACK_KINDS:
+        if not re.match(const.CALLBACK_KIND_PATTERN, kind):
             return request.make_json_response({"status": "unknown kind"}, status=404)
         # Cached: when two callbacks of one connection collide, Odoo rolls back and calls
         # this again; an uncached body would then read as empty, and be refused.
@@ -212,9 +245,16 @@ class BankConnectionController(http.Controller):
         if not claim:
             _logger.info("Salt Edge %s callback for %s received again: ignored", kind, remote_id)
             return request.make_json_response({"status": "duplicate"})
-        result = (
-            request.env["account.bank.connection"].sudo()._saltedge_handle_callback(kind, payload)
-        )
+        if kind in const.CALLBACK_KINDS:
+            result = (
+                request.env["account.bank.connection"]
+                .sudo()
+                ._saltedge_handle_callback(kind, payload)
+            )
+        else:
+            # Signed by Salt Edge but of a kind we do not use (v5's service, interactive):
+            # acknowledged, so Salt Edge does not send it again, and recorded.
+            result = "ignored"
         claim.result = result
         _logger.info("Salt Edge %s callback for connection %s: %s", kind, remote_id, result)
         return request.make_json_response({"status": "ok"})

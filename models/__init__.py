@@ -5,6 +5,7 @@ from . import account_bank_provider
 from . import account_bank_connect_session
 from . import account_bank_callback
 from . import account_bank_connection
+from . import account_bank_connection_callback
 from . import account_bank_reminder
 from . import account_bank_connection_reminder
 from . import account_bank_connection_account

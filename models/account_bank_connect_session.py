@@ -47,6 +47,18 @@ class AccountBankConnectSession(models.Model):
     expires_at = fields.Datetime(required=True)
     used_at = fields.Datetime(readonly=True)
     connect_url = fields.Char(readonly=True)
+    # Our reference of this connect at Salt Edge (attempt.custom_fields, echoed in every
+    # callback): how the connection is found when the user never comes back.
+    reference = fields.Char(readonly=True, copy=False, index=True)
+    saltedge_connection_hint = fields.Char(
+        string="Salt Edge connection (hint)",
+        readonly=True,
+        copy=False,
+        help="The connection a success callback named for this connect.",
+    )
+    linked = fields.Boolean(
+        readonly=True, copy=False, help="The connection this session made is recorded."
+    )
     # The first import after the return, run by the waiting page (one request at a time).
     import_state = fields.Selection(
         [("waiting", "Waiting"), ("running", "Running"), ("done", "Done")], readonly=True
@@ -65,6 +77,7 @@ class AccountBankConnectSession(models.Model):
                 "connection_id": connection.id if connection else False,
                 "provider_code": provider_code,
                 "nonce": secrets.token_urlsafe(24),
+                "reference": secrets.token_urlsafe(16),
                 "expires_at": fields.Datetime.now()
                 + timedelta(seconds=const.CONNECT_SESSION_LIFETIME),
             }

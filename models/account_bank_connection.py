@@ -9,8 +9,9 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tools.misc import format_date
 
 from ..saltedge_client import SaltEdgeClient, SaltEdgeError
+from ..saltedge_errors import RETRY_LATER, meaning_of
 from . import const
-from .utils import callback_id, clean_text, commits_allowed
+from .utils import clean_text, commits_allowed
 
 _logger = logging.getLogger(__name__)
 
@@ -72,10 +73,26 @@ class AccountBankConnection(models.Model):
     last_sync = fields.Datetime(string="Last update", copy=False, readonly=True)
     last_error = fields.Text(copy=False, readonly=True)
     last_stage = fields.Char(
-        string="Last Salt Edge stage", copy=False, readonly=True, help="From Salt Edge's callbacks."
+        string="Salt Edge stage",
+        copy=False,
+        readonly=True,
+        help="What Salt Edge is doing with the bank, from its callbacks and its last attempt.",
+    )
+    fetch_finished = fields.Boolean(
+        copy=False,
+        readonly=True,
+        help="Salt Edge's last fetch from the bank has finished: the opening balance and the "
+        "balance check wait for it.",
     )
     import_requested = fields.Boolean(
-        copy=False, readonly=True, help="Salt Edge said new data is ready: the next run imports it."
+        copy=False,
+        readonly=True,
+        help="Salt Edge said new data is ready: the import of this connection runs soon.",
+    )
+    refresh_needs_user = fields.Boolean(
+        copy=False,
+        readonly=True,
+        help="The bank refused to give new transactions without the user: refresh at the bank.",
     )
     user_id = fields.Many2one(
         "res.users",
@@ -155,44 +172,17 @@ class AccountBankConnection(models.Model):
 
     @api.model
     def _saltedge_user_error(self, error):
-        """A UserError with a sentence the accountant can act on, for a Salt Edge error."""
-        if error.is_consent_expired:
-            message = self.env._(
-                "The bank's consent has expired or was withdrawn. Click “Reconnect” to give "
-                "a new consent at the bank."
-            )
-        elif error.is_connection_not_found:
-            message = self.env._(
-                "Salt Edge no longer knows this connection. Connect the bank again."
-            )
-        elif error.is_rate_limited:
-            message = self.env._(
-                "The bank or Salt Edge asks to wait before the next request. Try again later."
-            )
-        elif error.is_provider_unavailable:
-            message = self.env._(
-                "The bank cannot be reached right now. Try again in a few minutes."
-            )
-        elif error.error_class in ("WrongSecret", "ApiKeyNotFound", "ClientDisabled") or (
-            error.error_class or ""
-        ).startswith(("Signature", "MissingSignature", "PublicKey", "ExpiresAt")):
-            message = self.env._(
-                "Salt Edge refused Odoo's credentials (%(error)s). A system administrator must "
-                "check the App ID, the Secret and the private key in the settings.",
-                error=error.error_class,
-            )
-        else:
-            message = self.env._(
-                "Salt Edge answered with an error: %(error)s", error=error.message or error
-            )
-        return UserError(message)
+        """A UserError with a sentence the accountant can act on, for a Salt Edge error.
+        The sentence comes from the one table of error classes (saltedge_errors)."""
+        detail = error.error_class if error.is_configuration_error else (error.message or error)
+        return UserError(self.env._(error.sentence, error=detail))  # pylint: disable=translation-not-lazy
 
     @api.model
     def _connect_error_message(self, error_class):
         """What a failed or cancelled trip to the bank means, in words."""
         if error_class in const.RETURN_ERROR_CANCELLED:
             return self.env._("The connection was cancelled. Nothing changed; you can start again.")
-        if error_class in ("ProviderUnavailable", "ProviderError", "ProviderDisabled"):
+        if meaning_of(error_class) == RETRY_LATER:
             return self.env._(
                 "The bank could not be reached. Nothing changed; try again in a few minutes."
             )
@@ -276,6 +266,25 @@ class AccountBankConnection(models.Model):
         return (self.env.lang or "en_US").split("_")[0]
 
     @api.model
+    def _saltedge_connect_options(self, session, provider_code):
+        """What connect, reconnect and the interactive refresh send besides the return URL:
+        our reference in ``custom_fields`` (echoed in every callback), the consent period,
+        the user's language and Salt Edge's own refreshes (a setting, on by default)."""
+        params = self.env["ir.config_parameter"].sudo()
+        return {
+            "period_days": self._consent_period_days(provider_code),
+            "locale": self._saltedge_locale(),
+            "custom_fields": {const.CUSTOM_FIELD_REFERENCE: session.reference},
+            "automatic_refresh": bool(params.get_param(const.PARAM_AUTOMATIC_REFRESH)),
+        }
+
+    @api.model
+    def _saltedge_open(self, answer, session):
+        """Keep the connect URL on the session and send the browser there."""
+        session.connect_url = answer["connect_url"]
+        return {"type": "ir.actions.act_url", "url": answer["connect_url"], "target": "self"}
+
+    @api.model
     def _saltedge_start_connect(self, company, provider_code, journal=None):
         """Open Salt Edge's connect screens for ``provider_code``; returns the URL action."""
         self._check_manager()
@@ -290,73 +299,174 @@ class AccountBankConnection(models.Model):
                 customer_id,
                 self._return_url(session._token()),
                 provider_code=provider_code,
-                period_days=self._consent_period_days(provider_code),
-                locale=self._saltedge_locale(),
                 include_sandboxes=bool(params.get_param(const.PARAM_INCLUDE_SANDBOXES)),
+                **self._saltedge_connect_options(session, provider_code),
             )
         except SaltEdgeError as error:
             raise self._saltedge_user_error(error) from None
-        session.connect_url = answer["connect_url"]
-        return {"type": "ir.actions.act_url", "url": answer["connect_url"], "target": "self"}
+        return self._saltedge_open(answer, session)
 
-    def action_renew(self):
-        """Renew (or, once expired, reconnect): Salt Edge's reconnect of the same connection,
-        which gives a new consent and so a new Connected until."""
+    def _saltedge_start_session(self):
+        """Checks and the connect session shared by Renew and Refresh at the bank."""
         self.ensure_one()
         self._check_manager()
         if not self.saltedge_connection_id or self.state == "disconnected":
             raise UserError(self.env._("This connection was disconnected. Connect the bank again."))
-        session = self.env["account.bank.connect.session"]._start(
+        return self.env["account.bank.connect.session"]._start(
             self.company_id,
             journal=self.journal_ids[:1],
             connection=self,
             provider_code=self.provider_code,
         )
+
+    def action_renew(self):
+        """Renew (or, once expired, reconnect): Salt Edge's reconnect of the same connection,
+        which gives a new consent and so a new Connected until."""
+        session = self._saltedge_start_session()
         try:
             answer = self._saltedge_client().reconnect(
                 self.saltedge_connection_id,
                 self._return_url(session._token()),
-                period_days=self._consent_period_days(self.provider_code),
-                locale=self._saltedge_locale(),
+                **self._saltedge_connect_options(session, self.provider_code),
             )
         except SaltEdgeError as error:
             raise self._saltedge_user_error(error) from None
-        session.connect_url = answer["connect_url"]
-        return {"type": "ir.actions.act_url", "url": answer["connect_url"], "target": "self"}
+        return self._saltedge_open(answer, session)
+
+    def action_refresh_at_bank(self):
+        """Refresh at the bank: Salt Edge's interactive refresh, for a bank that gives new
+        transactions only with the user present. The consent stays as it is; the user
+        comes back through the same return route and waiting page as a connect."""
+        session = self._saltedge_start_session()
+        options = self._saltedge_connect_options(session, self.provider_code)
+        try:
+            answer = self._saltedge_client().refresh(
+                self.saltedge_connection_id,
+                self._return_url(session._token()),
+                locale=options["locale"],
+                custom_fields=options["custom_fields"],
+            )
+        except SaltEdgeError as error:
+            raise self._saltedge_user_error(error) from None
+        return self._saltedge_open(answer, session)
 
     @api.model
     def _saltedge_finish_return(self, session, connection_hint=None):
         """Read what the bank granted from Salt Edge and record it.
 
-        ``connection_hint`` is the ``connection_id`` of the return URL: only a hint, the
-        connection is read from Salt Edge and must belong to the company's customer.
-        Returns the connection.
+        ``connection_hint`` is the ``connection_id`` of the return URL, present only when
+        Salt Edge was asked for it and nothing on the way stripped it: a hint, confirmed
+        with Salt Edge. Without it the connection is found by our reference in its
+        ``custom_fields`` among the customer's connections. Returns the connection.
         """
         # The state proves who started the connect, not that they may still connect.
         self._check_manager()
-        company = session.company_id
-        customer_id = company.sudo().saltedge_customer_id
-        connection = session.connection_id.sudo()
-        remote_id = connection.saltedge_connection_id or connection_hint
-        if not remote_id:
-            raise UserError(
-                self.env._("The bank did not say which connection was made. Try again.")
-            )
         client = self._saltedge_client()
+        connection = session.connection_id.sudo()
         try:
-            remote = client.get_connection(remote_id)
+            if connection.saltedge_connection_id or connection_hint:
+                remote = client.get_connection(connection.saltedge_connection_id or connection_hint)
+            else:
+                remote = self._saltedge_find_remote(client, session)
         except SaltEdgeError as error:
             raise self._saltedge_user_error(error) from None
+        if remote is None:
+            raise UserError(
+                self.env._(
+                    "Salt Edge has no connection for this return yet. If the bank confirmed "
+                    "it, it appears in Odoo by itself within the hour; else start again."
+                )
+            )
+        failed = self._saltedge_failed_connect(remote, session)
+        if failed:
+            raise UserError(self._connect_error_message(failed))
+        return self._saltedge_link(session, remote, client).with_env(self.env)
+
+    @api.model
+    def _saltedge_find_remote(self, client, session, guess=True):
+        """The Salt Edge connection a connect session made, from ``GET /connections``:
+        the one whose attempt carries our reference; else, when Salt Edge did not echo the
+        custom fields there and ``guess`` (the user is back, so the connect just ended), the
+        only connection of this bank that Odoo does not know yet and that was made after
+        the session started. None when there is none.
+
+        Salt Edge's documentation does not say whether ``last_attempt`` of a listed
+        connection keeps the custom fields of the connect once a refresh made a newer
+        attempt, hence the second way.
+        """
+        customer_id = session.company_id.sudo().saltedge_customer_id
+        if not customer_id:
+            return None
+        known = set(
+            self.sudo()
+            .with_context(active_test=False)
+            .search([("company_id", "=", session.company_id.id)])
+            .mapped("saltedge_connection_id")
+        )
+        candidates = []
+        for remote in client.list_connections(customer_id):
+            attempt = remote.get("last_attempt") or {}
+            fields_sent = attempt.get("custom_fields") or {}
+            if (
+                isinstance(fields_sent, dict)
+                and fields_sent.get(const.CUSTOM_FIELD_REFERENCE) == session.reference
+            ):
+                return remote
+            created = parse_saltedge_datetime(remote.get("created_at"))
+            if (
+                guess
+                and str(remote.get("id")) not in known
+                and (
+                    not session.provider_code
+                    or remote.get("provider_code") == session.provider_code
+                )
+                and created
+                and created >= session.create_date.replace(microsecond=0)
+            ):
+                candidates.append(remote)
+        return candidates[0] if len(candidates) == 1 else None
+
+    @api.model
+    def _saltedge_failed_connect(self, remote, session):
+        """The error class of a connect, renew or refresh at the bank that failed or was
+        cancelled (its attempt, made after the session began, says why; a first connect
+        that failed leaves a connection without consent), else False. How the return
+        learns the outcome when the URL carries no ``error_class``."""
+        attempt = remote.get("last_attempt") or {}
+        made = parse_saltedge_datetime(attempt.get("created_at"))
+        since = session.create_date.replace(microsecond=0)
+        if attempt.get("fail_error_class") and (made is None or made >= since):
+            return clean_text(attempt["fail_error_class"], 128)
+        if not session.connection_id and not remote.get("last_consent_id"):
+            return "ConnectionFailed"
+        return False
+
+    @api.model
+    def _saltedge_link(self, session, remote, client):
+        """Record the Salt Edge connection ``remote`` that ``session`` made: the return,
+        the ``success`` callback and the hourly search all come here, in any order and
+        more than once; the first links it, the others find it linked."""
+        company = session.company_id
+        customer_id = company.sudo().saltedge_customer_id
         if str(remote.get("customer_id")) != str(customer_id):
             _logger.warning(
-                "Return for Salt Edge connection %s of another customer refused (company %s)",
-                remote_id,
+                "Salt Edge connection %s of another customer refused (company %s)",
+                remote.get("id"),
                 company.id,
             )
             raise UserError(self.env._("This bank connection does not belong to this company."))
+        # One linker at a time per session: the return and a callback may race.
+        self.env.cr.execute(
+            "SELECT id FROM account_bank_connect_session WHERE id = %s FOR UPDATE", [session.id]
+        )
+        session.invalidate_recordset(["connection_id"])
+        connection = session.connection_id.sudo()
         if not connection:
             connection = self.sudo().search(
-                [("company_id", "=", company.id), ("saltedge_connection_id", "=", str(remote_id))],
+                [
+                    ("company_id", "=", company.id),
+                    ("saltedge_connection_id", "=", str(remote["id"])),
+                ],
                 limit=1,
             )
         vals = {
@@ -375,20 +485,60 @@ class AccountBankConnection(models.Model):
             connection = self.sudo().create(
                 dict(vals, company_id=company.id, user_id=session.user_id.id)
             )
+        session.sudo().connection_id = connection
         try:
             connection._saltedge_update_consent(client, remote)
+            connection._saltedge_note_fetch(remote)
             connection._saltedge_sync_accounts(client, journal=session.journal_id)
         except SaltEdgeError as error:
             # Said in words on the return page, which rolls the half-made connection back.
             raise self._saltedge_user_error(error) from None
-        connection.message_post(
-            body=self.env._(
-                "Bank connected by %(user)s, connected until %(date)s.",
-                user=session.user_id.name,
-                date=connection._format_connected_until(),
+        if not session.linked:
+            session.sudo().linked = True
+            connection.message_post(
+                body=self.env._(
+                    "Bank connected by %(user)s, connected until %(date)s.",
+                    user=session.user_id.name,
+                    date=connection._format_connected_until(),
+                )
             )
+        return connection
+
+    def _saltedge_fetch_progress(self):
+        """Read from Salt Edge where its fetch of this connection is; True once finished."""
+        self.ensure_one()
+        return self._saltedge_note_fetch(
+            self._saltedge_client().get_connection(self.saltedge_connection_id)
         )
-        return connection.with_env(self.env)
+
+    def _fetch_stage_sentence(self):
+        """What Salt Edge is doing, for the waiting page (its stages, v5 and v6 names)."""
+        self.ensure_one()
+        stage = self.last_stage or "start"
+        if stage in ("start", "connect", "interactive"):
+            return self.env._("Salt Edge is connecting to the bank…")
+        if stage in ("fetch_holder_info", "fetch_accounts"):
+            return self.env._("Salt Edge is reading the bank's accounts…")
+        if stage == "fetch_recent":
+            return self.env._("Salt Edge is loading the recent transactions…")
+        if stage == "fetch_full":
+            return self.env._("Salt Edge is loading the older transactions…")
+        if stage == const.STAGE_FINISH:
+            return self.env._("Salt Edge has loaded the bank's data; Odoo is importing it…")
+        return self.env._("Salt Edge is working with the bank…")
+
+    def _saltedge_note_fetch(self, remote):
+        """Where Salt Edge's last fetch is, from the connection's ``last_attempt``: its
+        last stage, and whether it finished (``finished`` and stage finish)."""
+        attempt = remote.get("last_attempt") or {}
+        stages = attempt.get("stages") or []
+        stage = stages[-1].get("name") if stages and isinstance(stages[-1], dict) else None
+        finished = bool(attempt.get("finished")) and (stage in (None, const.STAGE_FINISH))
+        vals = {"fetch_finished": finished}
+        if isinstance(stage, str):
+            vals["last_stage"] = clean_text(stage, 64)
+        self.with_context(tracking_disable=True).write(vals)
+        return finished
 
     def _saltedge_update_consent(self, client, remote=None):
         """Take Connected until from the connection's consent, never computed locally."""
@@ -411,10 +561,9 @@ class AccountBankConnection(models.Model):
         revoked = consent.get("revoked_at")
         # Salt Edge's own verdict counts as much as our clock: a connection it calls
         # inactive or disabled has no usable consent, whatever expires_at says here.
-        expired = (expires_at and expires_at <= fields.Datetime.now()) or remote.get("status") in (
-            "inactive",
-            "disabled",
-        )
+        expired = (expires_at and expires_at <= fields.Datetime.now()) or remote.get(
+            "status"
+        ) in const.STATUS_NEEDS_USER
         if revoked or expired:
             self.write(vals)
             self._mark_expired(revoked=bool(revoked))
@@ -566,7 +715,7 @@ class AccountBankConnection(models.Model):
                     connection._saltedge_update_consent(client)
             except SaltEdgeError as error:
                 if error.is_consent_expired:
-                    connection._mark_expired(revoked=error.error_class == "AispConsentRevoked")
+                    connection._mark_expired(revoked=error.is_consent_revoked)
                 elif error.is_connection_not_found:
                     connection._set_disconnected(
                         self.env._("Salt Edge no longer knows this connection.")
@@ -585,68 +734,6 @@ class AccountBankConnection(models.Model):
             if commits_allowed():
                 self.env.cr.commit()  # pylint: disable=invalid-commit
         return True
-
-    @api.model
-    def _saltedge_handle_callback(self, kind, payload):
-        """Apply a verified Salt Edge callback. Idempotent: the same callback twice has the
-        effect of one. Returns a short word for the log."""
-        data = payload.get("data") if isinstance(payload, dict) else None
-        if kind not in const.CALLBACK_KINDS or not isinstance(data, dict):
-            return "ignored"
-        # Ids and texts as PostgreSQL can hold them: a NUL or a lone surrogate in a JSON
-        # string would make the query fail.
-        remote_id = callback_id(data.get("connection_id"))
-        customer_id = callback_id(data.get("customer_id"))
-        if remote_id is None or customer_id is None:
-            return "ignored"
-        connection = self.sudo().search(
-            [
-                ("saltedge_connection_id", "=", remote_id),
-                ("saltedge_customer_id", "=", customer_id),
-            ],
-            limit=1,
-        )
-        if not connection:
-            return "unknown"
-        if kind == "notify":
-            stage = data.get("stage")
-            if isinstance(stage, str):
-                # Not tracked: spare the chatter's tracking set-up on the busiest callback.
-                connection.with_context(tracking_disable=True).last_stage = clean_text(stage, 64)
-            return "noted"
-        if kind == "success":
-            if connection.state == "disconnected":
-                return "ignored"
-            vals = {"import_requested": True, "last_stage": "finish"}
-            if connection.state in ("error", "draft"):
-                vals.update(state="connected", last_error=False)
-            connection.write(vals)
-            connection._trigger_import()
-            return "import queued"
-        if kind == "fail":
-            if connection.state == "disconnected":
-                return "ignored"
-            error_class = clean_text(data.get("error_class") or "", 128)
-            if error_class in const.RETURN_ERROR_CANCELLED:
-                # The user left a renew: the connection and its consent are as they were.
-                return "cancelled"
-            message = clean_text(data.get("error_message") or "", 1000)
-            text = f"{error_class}: {message}" if message else error_class
-            if connection.state != "error" or connection.last_error != text:
-                connection.write({"state": "error", "last_error": text})
-                connection.message_post(body=self.env._("The bank reported an error: %s", text))
-            return "error recorded"
-        if kind == "destroy":
-            if connection.state != "disconnected":
-                connection._set_disconnected(self.env._("The connection was removed at Salt Edge."))
-            return "disconnected"
-        return "ignored"
-
-    def _trigger_import(self):
-        """Ask the import cron to run soon (it reads ``import_requested``)."""
-        cron = self.env.ref("account_bank_connection.ir_cron_import_transactions", False)
-        if cron:
-            cron.sudo()._trigger()
 
     # ------------------------------------------------------------------------------------
     # Buttons

@@ -25,12 +25,11 @@ from odoo.tools.misc import formatLang
 
 from ..saltedge_client import SaltEdgeError
 from . import const
+from .account_bank_connection import parse_saltedge_datetime
 from .utils import commits_allowed
 
 _logger = logging.getLogger(__name__)
 
-# Refresh answers that only mean "not now": the run imports what Salt Edge already has.
-REFRESH_NOT_NOW = ("ConnectionCannotBeRefreshed", "BackgroundFetchLimitExceeded")
 # The opening line's key in place of a Salt Edge transaction id: the unique constraint per
 # journal then also keeps it single.
 OPENING_KEY = "opening:%s"
@@ -77,6 +76,11 @@ class AccountBankConnection(models.Model):
         "parameter account_bank_connection.refresh_interval_hours, 6 by default) and imports "
         "what Salt Edge already has in between.",
     )
+    next_refresh_possible_at = fields.Datetime(
+        copy=False,
+        readonly=True,
+        help="Salt Edge allows the next background refresh from then on.",
+    )
     balance_mismatch = fields.Boolean(
         copy=False,
         readonly=True,
@@ -118,6 +122,11 @@ class AccountBankConnection(models.Model):
             message = self.env._(
                 "%(count)s new transactions from %(bank)s.", count=run.created_count, bank=self.name
             )
+            if not self.fetch_finished:
+                message += " " + self.env._(
+                    "Salt Edge is fetching from the bank: more may arrive by themselves in a "
+                    "few minutes."
+                )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -154,21 +163,40 @@ class AccountBankConnection(models.Model):
 
     @api.model
     def _cron_import_transactions(self):
-        """Scheduled: import every connected bank, each in a transaction of its own (a
-        savepoint in tests), so one failing connection never stops the others. Several
-        workers may run this together: each connection is imported by one of them."""
+        """Scheduled, hourly: link the connections of connects the user never came back
+        from, then import every live bank. With Salt Edge's automatic refresh on, this
+        imports what Salt Edge fetched by itself; without it, it also asks for a
+        background refresh now and then (see ``_request_refresh``)."""
+        self._saltedge_link_unreturned()
+        connections = self.sudo().search(
+            ["|", ("state", "in", ("connected", "error")), ("import_requested", "=", True)]
+        )
+        return self._import_each(connections, "cron")
+
+    @api.model
+    def _cron_import_requested(self):
+        """Triggered by Salt Edge's callbacks: link what a ``success`` callback named, then
+        import only the connections a callback asked for."""
+        self._saltedge_link_unreturned()
+        connections = self.sudo().search([("import_requested", "=", True)])
+        return self._import_each(connections, "callback")
+
+    @api.model
+    def _import_each(self, connections, trigger):
+        """Import ``connections``, each in a transaction of its own (a savepoint in tests),
+        so one failing connection never stops the others. Several workers may run this
+        together: each connection is imported by one of them."""
         commit = commits_allowed()
-        connections = self.sudo().search([("state", "=", "connected")])
         if commit:
             # Each connection's transaction must start with its lock (see _lock_for_import).
             self.env.cr.commit()  # pylint: disable=invalid-commit
-        for connection in connections:
+        for connection in connections.filtered(lambda c: c.state != "disconnected"):
             try:
                 if commit:
-                    connection._run_import("cron", commit=True)
+                    connection._run_import(trigger, commit=True)
                 else:
                     with self.env.cr.savepoint():
-                        connection._run_import("cron")
+                        connection._run_import(trigger)
             except Exception as error:  # contained: the other banks go on
                 if commit:
                     self.env.cr.rollback()
@@ -226,16 +254,20 @@ class AccountBankConnection(models.Model):
         """Import every linked account of this connection, once at a time.
 
         Returns ``(run, error)``: the ``account.bank.import.run`` (empty when another run
-        holds the connection) and the exception that stopped it, if any; the error is on
-        the run, on ``last_error``, in the log and (once) on the chatter.
+        holds the connection, or it is not live) and the exception that stopped it, if
+        any; the error is on the run, on ``last_error``, in the log and (once) on the
+        chatter.
         """
         self.ensure_one()
         Run = self.env["account.bank.import.run"].sudo()
         if not self._lock_for_import():
             _logger.info("Bank connection %s: an import is already running, skipped.", self.id)
             return Run, None
-        if self.state != "connected":
-            # Disconnected or expired since the run was planned.
+        if self.state in ("draft", "disconnected") or (
+            self.state == "expired" and not self.import_requested
+        ):
+            # Disconnected or expired since the run was planned; an expired one comes back
+            # only through a reconnect, whose success callback asks for this import.
             return Run, None
         counts = ImportCounts()
         error = refresh_error = None
@@ -243,7 +275,7 @@ class AccountBankConnection(models.Model):
         # Committed with the first step: a run that dies on the way stays in the history.
         run = Run.create({"connection_id": self.id, "trigger": trigger})
         try:
-            refresh_error = self._import_all(counts, commit)
+            refresh_error = self._import_all(counts, commit, trigger)
         except ImportHandedOver:
             locked = False
             _logger.info("Bank connection %s: another run took over between two pages.", self.id)
@@ -257,6 +289,7 @@ class AccountBankConnection(models.Model):
                 **counts.as_vals(),
                 "date_end": fields.Datetime.now(),
                 "state": "failed" if error else "done",
+                "fetch_finished": self.fetch_finished,
                 "error": self._import_error_text(error or refresh_error)
                 if error or refresh_error
                 else False,
@@ -265,7 +298,7 @@ class AccountBankConnection(models.Model):
         if locked:
             if error:
                 self._record_import_error(error)
-            else:
+            elif self.state == "connected":
                 # A failed refresh stays visible: what was imported may not be all the
                 # bank has. The next run asks again (last_refresh_request did not move).
                 self.write(
@@ -277,31 +310,49 @@ class AccountBankConnection(models.Model):
                         "import_requested": False,
                     }
                 )
+            else:
+                self.import_requested = False
         if commit:
             self.env.cr.commit()  # pylint: disable=invalid-commit
         return run, error
 
-    def _import_all(self, counts, commit):
-        """Import every linked account; returns the error of a failed refresh (the run
-        went on with what Salt Edge had), else None."""
+    def _import_all(self, counts, commit, trigger):
+        """Confirm the connection with Salt Edge, then import every linked account.
+        Returns the error of a failed refresh (the run went on with what Salt Edge had),
+        else None.
+
+        Salt Edge fetches from the bank asynchronously: recent transactions first, older
+        history minutes later, accounts that appear on the way. So every run reads the
+        accounts again, and the opening balance and the balance check wait until the
+        connection's last attempt has finished, and is still the same attempt after the
+        transactions were read.
+        """
         client = self._saltedge_client()
         with self._import_step(commit):
-            refresh_error = self._request_refresh(client)
-        accounts = self.account_ids.filtered("journal_id")
-        for account in accounts:
+            remote = self._saltedge_confirm(client)
+            if self.state != "connected":
+                return None
+            refresh_error = self._request_refresh(client, trigger)
+            if not self.fetch_finished:
+                # A refresh was just asked, or a fetch runs: where is it before the reading?
+                remote = client.get_connection(self.saltedge_connection_id)
+                self._saltedge_note_fetch(remote)
+            finished_before = self.fetch_finished
+            self._saltedge_sync_accounts(client, journal=self._saltedge_started_from())
+        for account in self.account_ids.filtered("journal_id"):
             account._import_pages(client, counts, commit)
-        # Balances after the transactions: the bank's books as the import left them.
-        remote = {
-            str(item["id"]): item for item in client.list_accounts(self.saltedge_connection_id)
-        }
+        attempt_id = (remote.get("last_attempt") or {}).get("id")
         openings = 0
         with self._import_step(commit):
+            after = client.get_connection(self.saltedge_connection_id)
+            finished = self._saltedge_note_fetch(after)
+            same_attempt = (after.get("last_attempt") or {}).get("id") == attempt_id
+            if not (finished_before and finished and same_attempt):
+                # Salt Edge is still fetching (or began again): balances are not final.
+                self.fetch_finished = False
+                return refresh_error
             notes = []
             for account in self.account_ids.filtered("journal_id"):
-                item = remote.get(account.saltedge_account_id)
-                if item is None or item.get("balance") is None:
-                    continue
-                account.balance = float(item["balance"])
                 openings += account._finish_first_sync()
                 note = account._balance_difference_note()
                 if note:
@@ -310,12 +361,57 @@ class AccountBankConnection(models.Model):
         counts.created += openings
         return refresh_error
 
-    def _request_refresh(self, client):
-        """Ask Salt Edge to fetch from the bank, at most every few hours (PSD2 allows four
-        background fetches a day). "Not now" answers are no error: the run goes on with
-        what Salt Edge has. Returns the error of a refresh that failed otherwise (the run
-        goes on too), else None."""
+    def _saltedge_started_from(self):
+        """The journal the last connect of this connection was started from: accounts that
+        Salt Edge lists only after the return are linked to it as at the return."""
+        session = (
+            self.env["account.bank.connect.session"]
+            .sudo()
+            .search(
+                [("connection_id", "=", self.id), ("journal_id", "!=", False)],
+                order="id desc",
+                limit=1,
+            )
+        )
+        return session.journal_id
+
+    def _saltedge_confirm(self, client):
+        """Read the connection from Salt Edge before importing: it must still be the
+        company's customer's, its status and consent decide the state (a failed fetch
+        alone never does), and its last attempt says where the fetch is. Returns it."""
+        remote = client.get_connection(self.saltedge_connection_id)
+        if str(remote.get("customer_id")) != str(self.company_id.sudo().saltedge_customer_id):
+            raise UserError(self.env._("This bank connection does not belong to this company."))
+        if (
+            self.state != "connected"
+            or remote.get("status") in const.STATUS_NEEDS_USER
+            or str(remote.get("last_consent_id") or "") != (self.saltedge_consent_id or "")
+        ):
+            self._saltedge_update_consent(client, remote)
+        possible = parse_saltedge_datetime(remote.get("next_refresh_possible_at"))
+        self.next_refresh_possible_at = possible
+        self._saltedge_note_fetch(remote)
+        return remote
+
+    def _request_refresh(self, client, trigger):
+        """Ask Salt Edge for a background refresh when it makes sense, never more than the
+        bank allows (PSD2: four a day without the user).
+
+        Not when Salt Edge refreshes by itself (automatic refresh, the default) and this
+        is a scheduled run; not within the refresh interval (6 h), which alone keeps Odoo
+        within four a day. Salt Edge's ``next_refresh_possible_at`` is kept on the
+        connection and shown, but not compared with Odoo's clock (it is Salt Edge's); a
+        refresh asked before it is refused with ConnectionCannotBeRefreshed, quietly.
+        "Not now" and "a fetch is running" answers are no error: the run imports what
+        Salt Edge has, and the ``success`` callback of the fetch asks for the next import.
+        Returns the error of a refresh that failed otherwise (the run goes on too), else
+        None.
+        """
         params = self.env["ir.config_parameter"].sudo()
+        if trigger != "manual" and (
+            params.get_param(const.PARAM_AUTOMATIC_REFRESH) or trigger in ("callback", "first")
+        ):
+            return None
         hours = float(
             params.get_param(const.PARAM_REFRESH_INTERVAL_HOURS)
             or const.DEFAULT_REFRESH_INTERVAL_HOURS
@@ -324,13 +420,20 @@ class AccountBankConnection(models.Model):
         if self.last_refresh_request and self.last_refresh_request > now - timedelta(hours=hours):
             return None
         try:
-            client.refresh(self.saltedge_connection_id)
+            client.background_refresh(self.saltedge_connection_id)
         except SaltEdgeError as error:
-            if error.needs_reconnect or error.is_connection_not_found:
-                raise
+            if error.is_in_progress:
+                self.fetch_finished = False
+                return None
+            if error.needs_user:
+                if error.needs_reconnect or error.is_connection_not_found:
+                    raise
+                # The bank wants the user: offer Refresh at the bank, import what is there.
+                self.refresh_needs_user = True
+                return error
             if error.is_configuration_error:
                 raise
-            if error.error_class in REFRESH_NOT_NOW:
+            if error.is_refresh_not_now:
                 _logger.info(
                     "Bank connection %s: Salt Edge cannot refresh now (%s, next possible at %s); "
                     "importing what it has.",
@@ -338,17 +441,21 @@ class AccountBankConnection(models.Model):
                     error.error_class,
                     error.next_refresh_possible_at or "?",
                 )
+                self.next_refresh_possible_at = parse_saltedge_datetime(
+                    error.next_refresh_possible_at
+                )
                 if error.error_class == "BackgroundFetchLimitExceeded":
                     self.last_refresh_request = now
-            else:
-                _logger.warning(
-                    "Bank connection %s: the refresh failed (%s); importing what Salt Edge has.",
-                    self.id,
-                    error,
-                )
-                return error
-            return None
-        self.last_refresh_request = now
+                return None
+            _logger.warning(
+                "Bank connection %s: the refresh failed (%s); importing what Salt Edge has.",
+                self.id,
+                error,
+            )
+            return error
+        self.write(
+            {"last_refresh_request": now, "fetch_finished": False, "refresh_needs_user": False}
+        )
         return None
 
     def _flag_balance_mismatch(self, notes):
@@ -408,7 +515,7 @@ class AccountBankConnection(models.Model):
             self.message_post(body=self._import_error_sentence(error))
         self.last_error = text
         if isinstance(error, SaltEdgeError) and error.is_consent_expired:
-            self._mark_expired(revoked=error.error_class == "AispConsentRevoked")
+            self._mark_expired(revoked=error.is_consent_revoked)
 
 
 class AccountBankConnectionAccount(models.Model):

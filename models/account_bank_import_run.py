@@ -9,6 +9,7 @@ RUN_TRIGGERS = [
     ("first", "After connecting"),
     ("cron", "Scheduled"),
     ("manual", "Fetch transactions"),
+    ("callback", "Salt Edge fetched"),
 ]
 
 
@@ -51,6 +52,12 @@ class AccountBankImportRun(models.Model):
         help="Transactions the bank has not booked yet: imported once they are posted.",
     )
     error = fields.Text(readonly=True)
+    fetch_finished = fields.Boolean(
+        string="Salt Edge's fetch finished",
+        readonly=True,
+        help="Salt Edge had finished fetching from the bank when this run ended; before that "
+        "the opening balance and the balance check wait.",
+    )
 
     @api.depends("date_start", "date_end")
     def _compute_duration(self):

@@ -10,6 +10,9 @@ PARAM_CONSENT_DAYS = PARAM_PREFIX + "consent_period_days"
 PARAM_INCLUDE_SANDBOXES = PARAM_PREFIX + "include_sandboxes"
 PARAM_CALLBACK_URL = PARAM_PREFIX + "callback_url"
 PARAM_REFRESH_INTERVAL_HOURS = PARAM_PREFIX + "refresh_interval_hours"
+# Salt Edge refreshes every connection by itself (``automatic_refresh``); on by default
+# (data/ir_config_parameter.xml), off when the parameter is gone.
+PARAM_AUTOMATIC_REFRESH = PARAM_PREFIX + "automatic_refresh"
 
 DEFAULT_BASE_URL = "https://www.saltedge.com/api/v6"
 DEFAULT_CONSENT_DAYS = 180
@@ -36,8 +39,22 @@ HTTP_RETRIES = 4
 HTTP_BACKOFF_BASE = 0.5
 HTTP_BACKOFF_MAX = 30
 
-# Salt Edge connection status -> our state, when the consent is still valid.
+# The callbacks we act on; a correctly signed callback of another kind (v5's service and
+# interactive, or one Salt Edge adds later) is answered 200 and recorded as ignored.
 CALLBACK_KINDS = ("success", "fail", "notify", "destroy")
+CALLBACK_KIND_PATTERN = r"^[a-z_]{1,32}$"
+# Our own reference of a connect, sent in ``attempt.custom_fields`` and echoed in every
+# callback: how a connection is found when the user never comes back.
+CUSTOM_FIELD_REFERENCE = "odoo_connect_reference"
+# How long after a connect a connection the user never came back from is looked for.
+UNRETURNED_CONNECT_DAYS = 2
+# Salt Edge connection status values that need a new consent from the user.
+STATUS_NEEDS_USER = ("inactive", "disabled")
+# The stage Salt Edge's last fetch ends on.
+STAGE_FINISH = "finish"
+# The waiting page shows Salt Edge's stages this long, then says the transactions keep
+# arriving by themselves (seconds).
+FIRST_FETCH_WAIT_SECONDS = 180
 
 # Error classes the user sees after a cancelled or failed connect, with a sentence each.
 # The sentences are translated where they are shown (see _connect_error_message).

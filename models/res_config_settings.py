@@ -45,6 +45,14 @@ class ResConfigSettings(models.TransientModel):
         config_parameter=const.PARAM_INCLUDE_SANDBOXES,
         groups="base.group_system",
     )
+    saltedge_automatic_refresh = fields.Boolean(
+        string="Salt Edge refreshes by itself",
+        config_parameter=const.PARAM_AUTOMATIC_REFRESH,
+        groups="base.group_system",
+        help="Connections ask Salt Edge to fetch from the bank by itself every day (it then "
+        "calls Odoo back). Without it, the hourly import asks for a background refresh at "
+        "most every few hours, within the bank's four a day.",
+    )
     bank_connection_reminder_days = fields.Char(
         string="Renewal reminders (days before)",
         config_parameter=const.PARAM_REMINDER_DAYS,
