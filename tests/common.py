@@ -22,6 +22,13 @@ BELFIUS_CURRENT = "BE56363123456788"
 BELFIUS_SAVINGS = "BE23363765432191"
 
 
+# The sandbox fetches the way Salt Edge does by default: seconds after the user is back.
+# Test classes about something else (access, tokens, callbacks' signatures, the import's
+# paging and faults) take this instead, so the data is there when the widget sends the user
+# back; test_real_service.py and the browser tour test the fetch that ends later.
+INSTANT_FETCH = {"fetch_seconds": 0}
+
+
 class SandboxMixin:
     """Start one sandbox per test class and point Odoo's settings at it."""
 

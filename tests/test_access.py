@@ -11,7 +11,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
 
 from ..models import const
-from .common import KBC_SAVINGS, SECRET, BankConnectionCase
+from .common import INSTANT_FETCH, KBC_SAVINGS, SECRET, BankConnectionCase
 
 OK = "allowed"
 DENIED = AccessError
@@ -94,6 +94,7 @@ BUTTON_MATRIX = {
     ("journal", "action_bank_renew"): MANAGERS,
     ("journal", "action_open_bank_connection"): ACCOUNTANTS,
     ("connection", "action_renew"): MANAGERS,
+    ("connection", "action_refresh_at_bank"): MANAGERS,
     ("connection", "action_disconnect"): MANAGERS,
     ("connection", "action_fetch_transactions"): ACCOUNTANTS,
     ("connection", "action_open_journals"): ACCOUNTANTS,
@@ -141,6 +142,8 @@ class AccessRolesMixin:
 
 
 class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

@@ -7,7 +7,7 @@ from odoo.tests import tagged
 
 from ..models import const
 from ..sandbox import signing
-from .common import BankConnectionHttpCase
+from .common import INSTANT_FETCH, BankConnectionHttpCase
 from .test_access import (
     ACCOUNTANT,
     ADMIN,
@@ -46,11 +46,13 @@ RETURN_WITH_OWN_STATE = {
 CALLBACK_UNSIGNED = {role: 403 for role in ROLES}
 CALLBACK_SIGNED = {role: 200 for role in ROLES}
 
-CALLBACKS_PER_CONNECT = 6
+CALLBACKS_PER_CONNECT = 8  # six notify stages, two identical successes
 
 
 @tagged("post_install", "-at_install")
 class TestRouteAccess(AccessRolesMixin, BankConnectionHttpCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

@@ -103,8 +103,10 @@ class TestBankConnectionBrowser(SandboxMixin, HttpCase):
 
     def through_the_bank_screens(self, driver):
         """Salt Edge's screens and the bank's (Business, terms, wait, itsme, accounts), then
-        Odoo's waiting page until the result; returns the screens seen and the result."""
+        Odoo's waiting page until the result; returns the screens seen and the result. The
+        stages of Salt Edge's fetch the waiting page showed are kept in ``self.stages``."""
         seen = []
+        self.stages = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             screen = driver.wait(
@@ -118,7 +120,13 @@ class TestBankConnectionBrowser(SandboxMixin, HttpCase):
                 break
             if not seen or seen[-1] != screen:
                 seen.append(screen)
-            if screen != "odoo-waiting":
+            if screen == "odoo-waiting":
+                stage = driver.evaluate(
+                    "(document.querySelector('.o_bank_connect_stage') || {}).textContent || ''"
+                )
+                if stage and stage not in self.stages:
+                    self.stages.append(stage)
+            else:
                 driver.evaluate(
                     """(() => {
                         for (const value of ['business', 'itsme']) {
@@ -165,6 +173,9 @@ class TestBankConnectionBrowser(SandboxMixin, HttpCase):
             self.assertIn("customer_type", seen)
             self.assertIn("terms", seen)
             self.assertIn("odoo-waiting", seen, "the return shows the waiting page first")
+            # Salt Edge fetches after the return: the page said what it was doing.
+            self.assertTrue(self.stages, "the waiting page showed no stage of Salt Edge's fetch")
+            self.assertTrue(all(stage.startswith("Salt Edge") for stage in self.stages))
             self.assertIn("connected until", message.lower())
             self.assertIn("transactions imported", message)
             # Back on the dashboard, the card shows Connected until with a date and a year.

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 
 import requests
@@ -25,12 +26,12 @@ from odoo.tests import tagged
 from ..models import const
 from ..saltedge_client import generate_key_pair
 from ..sandbox import complete_connect, signing
-from .common import BankConnectionHttpCase
+from .common import INSTANT_FETCH, BankConnectionHttpCase
 
 _logger = logging.getLogger(__name__)
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261125"))
-CALLBACKS_PER_SUCCESS = 6
+CALLBACKS_PER_SUCCESS = 8  # six notify stages, two identical successes
 MAX_CALLBACK_BYTES = 64 * 1024
 
 # The tables a callback could touch, each row as an md5 of its whole content: a changed
@@ -65,6 +66,7 @@ def parsed_or_400(body):
 
 @tagged("post_install", "-at_install")
 class TestCallbackFuzzing(BankConnectionHttpCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
     """One real connection per company, then the hostile requests against them."""
 
     def setUp(self):
@@ -368,7 +370,10 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
                 ]
             )
             body = sane_body()
-            yield "unknown kind", "POST", kind, signed(kind, body), body, {404}
+            # A kind name we do not use but Salt Edge might send (v5's interactive) is
+            # acknowledged once signed and recorded as ignored; anything else is no route.
+            expected = {200} if re.match(const.CALLBACK_KIND_PATTERN, kind) else {404}
+            yield "unknown kind", "POST", kind, signed(kind, body), body, expected
         for _i in range(40):
             method = rng.choice(["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
             kind, body = rng.choice(delivered)

@@ -20,6 +20,7 @@ from ..sandbox import complete_connect
 from .common import (
     BELFIUS_CURRENT,
     BELFIUS_SAVINGS,
+    INSTANT_FETCH,
     KBC_CURRENT,
     KBC_SAVINGS,
     BankConnectionCase,
@@ -29,6 +30,8 @@ CONSENT_DAYS = 180
 
 
 class TestConnectionFlow(BankConnectionCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -363,16 +366,21 @@ class TestConnectionFlow(BankConnectionCase):
         self.assertFalse(connection.import_requested)
         self.assertEqual(self.callback(connection, "success", stage="finish"), "import queued")
         self.assertTrue(connection.import_requested)
-        cron = self.env.ref("account_bank_connection.ir_cron_import_transactions")
+        # The requested import, of this connection only, not the hourly pass over all.
+        cron = self.env.ref("account_bank_connection.ir_cron_import_requested")
         self.assertTrue(self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]))
+        hourly = self.env.ref("account_bank_connection.ir_cron_import_transactions")
+        self.assertFalse(self.env["ir.cron.trigger"].search([("cron_id", "=", hourly.id)]))
 
-    def test_a_fail_callback_records_the_error_once(self):
+    def test_a_fail_callback_records_the_error_once_and_keeps_the_connection(self):
         connection = self.connected()
         for _attempt in range(2):
             self.callback(
                 connection, "fail", error_class="ProviderError", error_message="Bank is down."
             )
-        self.assertEqual(connection.state, "error")
+        # A bank that is down for an hour is not the end: Salt Edge's status decides.
+        self.assertEqual(connection.state, "connected")
+        self.assertTrue(connection.import_requested)
         self.assertEqual(connection.last_error, "ProviderError: Bank is down.")
         self.assertEqual(len(self.messages_of(connection, "Bank is down.")), 1)
 

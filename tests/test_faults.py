@@ -26,7 +26,7 @@ from odoo.tests.common import _super_send
 
 from ..models import const
 from ..sandbox.providers import belgian_iban
-from .common import BankConnectionCase
+from .common import INSTANT_FETCH, BankConnectionCase
 from .test_import import N_BANK, ImportMixin
 
 # The timeout last: it shortens the client's timeout for the rest of the test method.
@@ -60,7 +60,7 @@ SENTENCE = {
 
 
 class TestFaults(ImportMixin, BankConnectionCase):
-    sandbox_kwargs = {"n_transactions": N_TRANSACTIONS, "page_size": PAGE_SIZE}
+    sandbox_kwargs = {**INSTANT_FETCH, "n_transactions": N_TRANSACTIONS, "page_size": PAGE_SIZE}
 
     @classmethod
     def setUpClass(cls):
@@ -238,7 +238,7 @@ class TestFaults(ImportMixin, BankConnectionCase):
         connection = self.connected(UPDATES_BANK, journal=journal)
         connection._saltedge_first_import()
         self.assert_imported_once(connection, journal)
-        path = f"/connections/{connection.saltedge_connection_id}/refresh"
+        path = f"/connections/{connection.saltedge_connection_id}/background_refresh"
         for kind in FAULT_KINDS:
             if kind == "timeout":
                 self.patch(const, "HTTP_TIMEOUT", TIMEOUT)

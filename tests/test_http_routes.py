@@ -15,14 +15,16 @@ from odoo.tests import tagged
 from ..models import const
 from ..saltedge_client import generate_key_pair
 from ..sandbox import complete_connect, signing
-from .common import KBC_SAVINGS, BankConnectionHttpCase
+from .common import INSTANT_FETCH, KBC_SAVINGS, BankConnectionHttpCase
 
-# A successful connect or refresh: notify for five stages, then success.
-CALLBACKS_PER_SUCCESS = 6
+# A successful connect or refresh: notify for six stages, then two identical successes.
+CALLBACKS_PER_SUCCESS = 8
 
 
 @tagged("post_install", "-at_install")
 class TestHttpRoutes(BankConnectionHttpCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
+
     def setUp(self):
         super().setUp()
         self.reset_sandbox()
@@ -136,7 +138,9 @@ class TestHttpRoutes(BankConnectionHttpCase):
         session = self.env["account.bank.connect.session"].search([], limit=1)
         session._claim_first_import()
         self.env.flush_all()
-        self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": False})
+        answer = self.import_from_the_waiting_page(session_url)
+        self.assertFalse(answer["done"])
+        self.assertIn("Salt Edge", answer["stage"])
         self.env.invalidate_all()
         self.assertFalse(self.lines_of(self.kbc_journal))
         self.assertFalse(session.connection_id.import_run_ids)
@@ -258,7 +262,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         connection = self.connected()
         self.assertFalse(connection.import_requested)
         self.advance_sandbox_days(1)
-        self.Connection._saltedge_client().refresh(connection.saltedge_connection_id)
+        self.Connection._saltedge_client().background_refresh(connection.saltedge_connection_id)
         sent = self.then_wait_for_callbacks(2 * CALLBACKS_PER_SUCCESS)
         self.assertEqual({record["status"] for record in sent}, {200})
         self.assertEqual(sent[-1]["kind"], "success")
@@ -277,10 +281,13 @@ class TestHttpRoutes(BankConnectionHttpCase):
             {"error_class": "ProviderError", "error_message": "The bank is closed for lunch."},
         )
         self.advance_sandbox_days(1)
-        self.Connection._saltedge_client().refresh(remote_id)
+        self.Connection._saltedge_client().background_refresh(remote_id)
         sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 2)
         self.assertEqual([record["kind"] for record in sent[-2:]], ["notify", "fail"])
-        self.assertEqual(connection.state, "error")
+        # The consent still runs: the connection stays in the import, which reads its
+        # status from Salt Edge.
+        self.assertEqual(connection.state, "connected")
+        self.assertTrue(connection.import_requested)
         self.assertEqual(connection.last_error, "ProviderError: The bank is closed for lunch.")
         messages = connection.message_ids.filtered(lambda m: "closed for lunch" in m.body)
         self.assertEqual(len(messages), 1)
@@ -353,7 +360,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.assertEqual((first.status_code, first.json()["status"]), (200, "ok"))
         self.assertEqual((second.status_code, second.json()["status"]), (200, "duplicate"))
         self.env.invalidate_all()
-        self.assertEqual(connection.state, "error")
+        self.assertEqual(connection.state, "connected")
         self.assertEqual(connection.last_error, "ProviderError: Maintenance tonight.")
         self.assertEqual(
             len(connection.message_ids.filtered(lambda m: "Maintenance tonight" in m.body)), 1

@@ -24,7 +24,7 @@ from ..saltedge_client import SaltEdgeClient
 from ..sandbox import complete_connect
 from ..sandbox.ledger import drafts_for_period
 from ..sandbox.providers import BUSINESS_HOLDER, PROVIDERS_BY_CODE, belgian_iban
-from .common import KBC_CURRENT, BankConnectionCase, SandboxMixin
+from .common import INSTANT_FETCH, KBC_CURRENT, BankConnectionCase, SandboxMixin
 
 IMPORT_LOGGER = import_module._logger.name
 N_BANK = "fakebank_oauth_with_n_transactions_xf"
@@ -57,7 +57,7 @@ class ImportMixin:
 
     def refreshes(self, connection):
         return self.sandbox_api_requests(
-            "POST", f"/connections/{connection.saltedge_connection_id}/refresh"
+            "POST", f"/connections/{connection.saltedge_connection_id}/background_refresh"
         )
 
     def add_fault(self, **fault):
@@ -97,7 +97,7 @@ class ImportMixin:
 
 
 class TestImport(ImportMixin, BankConnectionCase):
-    sandbox_kwargs = {"n_transactions": N_TRANSACTIONS}
+    sandbox_kwargs = {**INSTANT_FETCH, "n_transactions": N_TRANSACTIONS}
 
     @classmethod
     def setUpClass(cls):
@@ -279,7 +279,8 @@ class TestImport(ImportMixin, BankConnectionCase):
         # Four days later the bank has booked them (with new ids, as Salt Edge does).
         self.advance_sandbox_days(4)
         connection.last_refresh_request = fields.Datetime.now() - datetime.timedelta(hours=7)
-        run, error = self.run_import(connection, "cron")
+        # Fetch transactions: a background refresh, then the import.
+        run, error = self.run_import(connection)
         self.assertIsNone(error)
         self.assertEqual(len(self.refreshes(connection)), 1)
         self.assertGreater(run.created_count, 0)
@@ -461,7 +462,7 @@ class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
     """Two database transactions at once, as two Odoo workers have them. What they share
     must be committed, so each test commits its own connection and removes it after."""
 
-    sandbox_kwargs = {"n_transactions": N_TRANSACTIONS}
+    sandbox_kwargs = {**INSTANT_FETCH, "n_transactions": N_TRANSACTIONS}
 
     @classmethod
     def setUpClass(cls):
@@ -491,6 +492,10 @@ class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
                 for param in params.search([("key", "like", "account_bank_connection.%")])
             }
             self.configure_odoo(env)
+            # The import confirms the connection is the company's Salt Edge customer's.
+            company = env.company.sudo()
+            saved_customer = company.saltedge_customer_id
+            company.saltedge_customer_id = str(customer_id)
             code = f"P{uuid.uuid4().hex[:4].upper()}"
             journal = env["account.journal"].create(
                 {"name": f"Parallel {code}", "code": code, "type": "bank"}
@@ -508,12 +513,13 @@ class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
             connection._saltedge_sync_accounts(connection._saltedge_client())
             connection.account_ids.journal_id = journal
             ids = (connection.id, journal.id, journal.default_account_id.id)
-        self.addCleanup(self.remove_committed, *ids, saved)
+        self.addCleanup(self.remove_committed, *ids, saved, saved_customer)
         return ids[:2]
 
-    def remove_committed(self, connection_id, journal_id, account_id, saved):
+    def remove_committed(self, connection_id, journal_id, account_id, saved, saved_customer):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
+            env.company.sudo().saltedge_customer_id = saved_customer
             env["account.bank.statement.line"].search([("journal_id", "=", journal_id)]).unlink()
             env["account.bank.connection"].browse(connection_id).unlink()
             env["account.journal"].browse(journal_id).unlink()

@@ -10,10 +10,12 @@ from odoo.exceptions import UserError
 from odoo.modules.neutralize import get_installed_modules, get_neutralization_queries
 
 from ..models import const
-from .common import BankConnectionCase
+from .common import INSTANT_FETCH, BankConnectionCase
 
 
 class TestNeutralize(BankConnectionCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
+
     def our_crons(self):
         data = self.env["ir.model.data"].search(
             [("module", "=", "account_bank_connection"), ("model", "=", "ir.cron")]

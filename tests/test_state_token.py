@@ -13,7 +13,7 @@ from odoo.tools.misc import hmac
 
 from ..models import const
 from ..models.account_bank_connect_session import STATE_SCOPE, ConnectStateError
-from .common import BankConnectionCase, BankConnectionHttpCase
+from .common import INSTANT_FETCH, BankConnectionCase, BankConnectionHttpCase
 
 NOT_VALID = "not valid"
 
@@ -178,6 +178,8 @@ class StateTokenMixin:
 
 
 class TestStateTokenInTheModel(StateTokenMixin, BankConnectionCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -204,6 +206,8 @@ class TestStateTokenInTheModel(StateTokenMixin, BankConnectionCase):
 
 @tagged("post_install", "-at_install")
 class TestStateTokenOverHttp(StateTokenMixin, BankConnectionHttpCase):
+    sandbox_kwargs = INSTANT_FETCH  # see tests/common.py
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
