@@ -143,6 +143,8 @@ def setup():
         params.set_param(const.PARAM_PRIVATE_KEY, handle.read())
     params.set_param(const.PARAM_INCLUDE_SANDBOXES, "True")
     customer_id = saltedge.create_customer(f"bench-{os.getpid()}")["id"]
+    # The import confirms each connection belongs to the company's Salt Edge customer.
+    env.company.sudo().saltedge_customer_id = str(customer_id)
     Connection = env["account.bank.connection"]
     for index in range(1, ACCOUNTS + 1):
         answer = saltedge.create_connect_session(

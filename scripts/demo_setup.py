@@ -10,6 +10,7 @@
 import os
 from urllib.parse import parse_qs, urlparse
 
+import requests
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import serialization
 
@@ -111,6 +112,11 @@ if not belfius:
     belfius = Connection._saltedge_finish_return(
         session, connection_hint=query.get("connection_id")
     )
+    # Salt Edge fetches after the return, as the real one does: wait for it, as the
+    # waiting page would, before the first import.
+    requests.post(
+        os.environ["DEMO_SANDBOX_URL"] + "/sandbox/fetches/wait", json={"timeout": 60}, timeout=90
+    ).raise_for_status()
     imported = belfius._saltedge_first_import()
     env.cr.commit()
     print(f"demo: Belfius connected until {belfius.connected_until}, {imported} transactions")

@@ -274,7 +274,7 @@ def check(env):
     if per_connection != planned:
         failed.append("the ledger's callbacks per connection differ from those sent")
 
-    cron = env.ref("account_bank_connection.ir_cron_import_transactions")
+    cron = env.ref("account_bank_connection.ir_cron_import_requested")
     cr.execute(
         "SELECT count(*) FROM ir_cron_trigger WHERE cron_id = %s AND id > %s",
         [cron.id, before["last_trigger"]],
