@@ -31,9 +31,12 @@ INVALID_RESPONSE = "InvalidResponse"
 UNEXPECTED_REDIRECT = "UnexpectedRedirect"
 
 
+# pylint: disable=prefer-env-translation
+# ``_lt`` below is not Odoo's: this file has no environment. It only marks the sentences for
+# Odoo's translation export (which looks for ``_lt(...)``); the models translate them with
+# ``env._`` when they show them.
 def _lt(text):
-    """Marks a sentence for Odoo's translation export; the models translate it with
-    ``env._`` when they show it (this file imports nothing from Odoo)."""
+    """Marks a sentence for Odoo's translation export; returns it unchanged."""
     return text
 
 
