@@ -12,3 +12,4 @@ from . import test_state_token
 from . import test_secrets
 from . import test_callback_fuzz
 from . import test_faults
+from . import test_real_service
