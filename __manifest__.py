@@ -31,6 +31,7 @@
             "account_bank_connection/static/tests/tours/*.js",
         ],
     },
+    "uninstall_hook": "uninstall_hook",
     "installable": True,
     "application": False,
 }

@@ -321,10 +321,12 @@ def _compact(mapping):
 class SaltEdgeClient:
     """Client for the Salt Edge Account Information API v6.
 
-    ``timeout`` is ``(connect, read)`` seconds for every call. A call is tried at most
-    ``1 + max_retries`` times when the answer is 429, 5xx, an unparsable 200 body or a
-    network failure/timeout, waiting ``Retry-After`` (capped at ``backoff_max``) or an
-    exponential backoff with jitter in between; then the last error is raised. Other 4xx
+    ``timeout`` is ``(connect, read)`` seconds for every call; ``budget`` (seconds), when
+    given, bounds all calls of the client together, for a person waiting on a page. A call
+    is tried at most ``1 + max_retries`` times when the answer is 429, 5xx, an unparsable
+    200 body or a network failure/timeout, waiting ``Retry-After`` (capped at
+    ``backoff_max``) or an exponential backoff with jitter in between; then the last error
+    is raised (at once when the budget would not cover the wait). Other 4xx
     answers are raised at once. Note that a POST retried after a timeout or a 5xx may have
     been processed the first time (e.g. ``create_customer`` then answers DuplicatedCustomer).
     """
@@ -343,9 +345,12 @@ class SaltEdgeClient:
         logger=None,
         sleep=time.sleep,
         clock=time.time,
+        budget=None,
     ):
         if not timeout:
             raise ValueError("Salt Edge calls need a timeout.")
+        # Seconds all calls of this client may take together (a person waiting), or None.
+        self._deadline = time.monotonic() + budget if budget else None
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.app_id = app_id
         self._secret = secret
@@ -383,10 +388,11 @@ class SaltEdgeClient:
         attempt = 0
         while True:
             attempt += 1
+            timeout = self._timeout_left(method, path)
             started = time.monotonic()
             response, error = None, None
             try:
-                response = self._send(method, url, body)
+                response = self._send(method, url, body, timeout)
             except requests.exceptions.RequestException as exc:
                 error = self._network_error(exc, method, path)
             elapsed_ms = (time.monotonic() - started) * 1000
@@ -412,6 +418,14 @@ class SaltEdgeClient:
             if not error.is_retryable or attempt > self.max_retries:
                 raise error from None
             delay = self._retry_delay(attempt, error.retry_after)
+            if self._deadline is not None and time.monotonic() + delay >= self._deadline:
+                self.logger.warning(
+                    "Salt Edge %s %s failed with %s; no time left for another try",
+                    method,
+                    path,
+                    error.error_class or error.status,
+                )
+                raise error from None
             self.logger.warning(
                 "Salt Edge %s %s failed with %s, try %d of %d in %.1f s",
                 method,
@@ -423,7 +437,23 @@ class SaltEdgeClient:
             )
             self._sleep(delay)
 
-    def _send(self, method, url, body):
+    def _timeout_left(self, method, path):
+        """The timeout of the next try: the client's, or less when its budget runs out."""
+        if self._deadline is None:
+            return self.timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0.1:
+            raise SaltEdgeError(
+                "no answer in time (the time for this action ran out).",
+                error_class=TIMEOUT,
+                method=method,
+                path=path,
+            )
+        if isinstance(self.timeout, tuple):
+            return tuple(min(part, left) for part in self.timeout)
+        return min(self.timeout, left)
+
+    def _send(self, method, url, body, timeout=None):
         """Send exactly ``url`` and ``body``, signed with a fresh Expires-at."""
         headers = {
             "App-id": self.app_id,
@@ -441,7 +471,9 @@ class SaltEdgeClient:
         prepared.url = url
         settings = self.session.merge_environment_settings(url, {}, None, None, None)
         # Never follow a redirect: requests would carry the Secret header to the new host.
-        return self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
+        return self.session.send(
+            prepared, timeout=timeout or self.timeout, allow_redirects=False, **settings
+        )
 
     def _network_error(self, exc, method, path):
         # Only the exception's class name: requests exceptions carry the request, headers

@@ -10,13 +10,15 @@ from odoo.http import request
 
 from ..models import const
 from ..models.account_bank_connect_session import ConnectStateError, ConnectStateUsed
-from ..models.utils import callback_id
+from ..models.utils import callback_id, commits_allowed
 from ..saltedge_client import SaltEdgeError, verify_callback_signature
 
 _logger = logging.getLogger(__name__)
 
 # Callbacks bigger than this are not Salt Edge's.
 MAX_CALLBACK_BYTES = 64 * 1024
+# Where the callback's body is kept for Odoo's retry of the same request.
+CALLBACK_BODY_KEY = "account_bank_connection.callback_body"
 
 
 class BankConnectionController(http.Controller):
@@ -175,7 +177,9 @@ class BankConnectionController(http.Controller):
             return {"done": False, "stage": connection._fetch_stage_sentence()}
         # The claim must be seen by the other requests while this one imports.
         request.env.cr.commit()  # pylint: disable=invalid-commit
-        run = session.connection_id.with_env(request.env)._saltedge_first_import_run()
+        run = session.connection_id.with_env(request.env)._saltedge_first_import_run(
+            commit=commits_allowed()
+        )
         if not run and session.connection_id.state == "connected":
             # The scheduled import holds the connection: ask again in a moment.
             session.write({"import_state": "waiting"})
@@ -186,6 +190,32 @@ class BankConnectionController(http.Controller):
             return {"done": False, "stage": connection._fetch_stage_sentence()}
         session.write({"import_state": "done", "import_run_id": run.id})
         return {"done": True}
+
+    @staticmethod
+    def _callback_body(httprequest):
+        """The callback's raw body, or None when it is over MAX_CALLBACK_BYTES.
+
+        Read in pieces and never past the limit, whatever the headers say: a body sent
+        chunked (no Content-Length) is not covered by the route's max_content_length, and
+        reading it whole would let anybody hold a worker and its memory. Kept in the WSGI
+        environ: when two callbacks of one connection collide, Odoo rolls back and calls
+        the route again with the same request, whose stream is then spent.
+        """
+        environ = httprequest.environ
+        if CALLBACK_BODY_KEY in environ:
+            return environ[CALLBACK_BODY_KEY]
+        stream, pieces, size = httprequest.stream, [], 0
+        while True:
+            piece = stream.read(min(16384, MAX_CALLBACK_BYTES + 1 - size))
+            if not piece:
+                break
+            pieces.append(piece)
+            size += len(piece)
+            if size > MAX_CALLBACK_BYTES:
+                environ[CALLBACK_BODY_KEY] = None
+                return None
+        environ[CALLBACK_BODY_KEY] = b"".join(pieces)
+        return environ[CALLBACK_BODY_KEY]
 
     @http.route(
         const.CALLBACK_ROUTE + "/<string:kind>",
@@ -212,11 +242,8 @@ class BankConnectionController(http.Controller):
             return request.make_json_response({"status": "method not allowed"}, status=405)
         if not re.match(const.CALLBACK_KIND_PATTERN, kind):
             return request.make_json_response({"status": "unknown kind"}, status=404)
-        # Cached: when two callbacks of one connection collide, Odoo rolls back and calls
-        # this again; an uncached body would then read as empty, and be refused.
-        raw = request.httprequest.get_data(as_text=False) or b""
-        if len(raw) > MAX_CALLBACK_BYTES:
-            # Sent without a Content-Length (chunked): refused once read.
+        raw = self._callback_body(request.httprequest)
+        if raw is None:
             return request.make_json_response({"status": "too large"}, status=413)
         params = request.env["ir.config_parameter"].sudo()
         public_key = params.get_param(const.PARAM_PUBLIC_KEY)

@@ -3,6 +3,7 @@ DELETE FROM ir_config_parameter
  WHERE key IN ('account_bank_connection.saltedge_app_id',
                'account_bank_connection.saltedge_secret',
                'account_bank_connection.saltedge_private_key');
+DELETE FROM account_bank_credential;
 UPDATE ir_cron SET active = false
  WHERE id IN (SELECT res_id FROM ir_model_data
                WHERE module = 'account_bank_connection' AND model = 'ir.cron');

@@ -1,6 +1,7 @@
 from . import const
 from . import res_company
 from . import res_config_settings
+from . import account_bank_credential
 from . import account_bank_provider
 from . import account_bank_connect_session
 from . import account_bank_callback

@@ -84,6 +84,13 @@ class AccountBankConnection(models.Model):
         help="Salt Edge's last fetch from the bank has finished: the opening balance and the "
         "balance check wait for it.",
     )
+    saltedge_seen_at = fields.Datetime(
+        string="Salt Edge state as of",
+        copy=False,
+        readonly=True,
+        help="Salt Edge's time of the newest state Odoo knows of this connection (a callback "
+        "applied or the connection read): an older fail or destroy callback changes nothing.",
+    )
     import_requested = fields.Boolean(
         copy=False,
         readonly=True,
@@ -116,6 +123,49 @@ class AccountBankConnection(models.Model):
         ),
     ]
 
+    # Set by the module from Salt Edge's answers, never by hand: a Salt Edge id written by
+    # a user could point the import, the consent check or a revoke at another company's
+    # connection.
+    _saltedge_protected_fields = frozenset(
+        {
+            "state",
+            "saltedge_connection_id",
+            "saltedge_customer_id",
+            "saltedge_consent_id",
+            "provider_code",
+            "company_id",
+        }
+    )
+
+    @api.model
+    def _check_saltedge_fields(self, vals_list, creating=False):
+        """Refuse Salt Edge's ids and the state from anyone but the module's own code (which
+        writes them as superuser). A new connection may name its company."""
+        if self.env.su:
+            return
+        protected = self._saltedge_protected_fields - ({"company_id"} if creating else set())
+        for vals in vals_list:
+            given = set(protected & set(vals))
+            if creating and vals.get("state", "draft") == "draft":
+                given.discard("state")
+            if given:
+                raise AccessError(
+                    self.env._(
+                        "Odoo sets the Salt Edge ids and the state of a bank connection from "
+                        "Salt Edge's answers; they cannot be changed by hand (%s).",
+                        ", ".join(sorted(given)),
+                    )
+                )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_saltedge_fields(vals_list, creating=True)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_saltedge_fields([vals])
+        return super().write(vals)
+
     @api.depends("journal_ids")
     def _compute_journal_count(self):
         for connection in self:
@@ -143,12 +193,17 @@ class AccountBankConnection(models.Model):
     # ------------------------------------------------------------------------------------
 
     @api.model
-    def _saltedge_client(self):
+    def _saltedge_client(self, interactive=False, budget=True):
         """The Salt Edge client configured in the settings. Secrets are read as superuser
-        and go nowhere but into the client's request headers."""
+        and go nowhere but into the client's request headers.
+
+        ``interactive``: a person waits (a button, a page): short timeout, one retry, short
+        waits and, with ``budget``, every call of the client within
+        INTERACTIVE_BUDGET_SECONDS. Scheduled jobs keep the patient policy."""
         params = self.env["ir.config_parameter"].sudo()
+        credentials = self.env["account.bank.credential"]
         app_id = params.get_param(const.PARAM_APP_ID)
-        secret = params.get_param(const.PARAM_SECRET)
+        secret = credentials._get(const.PARAM_SECRET)
         if not app_id or not secret:
             raise UserError(
                 self.env._(
@@ -160,13 +215,14 @@ class AccountBankConnection(models.Model):
             params.get_param(const.PARAM_BASE_URL) or const.DEFAULT_BASE_URL,
             app_id,
             secret,
-            private_key_pem=params.get_param(const.PARAM_PRIVATE_KEY) or None,
+            private_key_pem=credentials._get(const.PARAM_PRIVATE_KEY) or None,
             # One number bounds both the connect and each read (requests applies it to
             # both); Odoo's test harness only understands a number here, not a pair.
-            timeout=const.HTTP_TIMEOUT,
-            max_retries=const.HTTP_RETRIES,
+            timeout=const.INTERACTIVE_HTTP_TIMEOUT if interactive else const.HTTP_TIMEOUT,
+            max_retries=const.INTERACTIVE_HTTP_RETRIES if interactive else const.HTTP_RETRIES,
             backoff_base=const.HTTP_BACKOFF_BASE,
-            backoff_max=const.HTTP_BACKOFF_MAX,
+            backoff_max=const.INTERACTIVE_BACKOFF_MAX if interactive else const.HTTP_BACKOFF_MAX,
+            budget=const.INTERACTIVE_BUDGET_SECONDS if interactive and budget else None,
             logger=_logger,
         )
 
@@ -204,12 +260,11 @@ class AccountBankConnection(models.Model):
             )
 
     @api.model
-    def _saltedge_customer_for(self, company):
+    def _saltedge_customer_for(self, company, client):
         """The Salt Edge customer of ``company``, created on its first connection."""
         company_sudo = company.sudo()
         if company_sudo.saltedge_customer_id:
             return company_sudo.saltedge_customer_id
-        client = self._saltedge_client()
         dbuuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid", "")
         identifier = f"odoo-{dbuuid[:8]}-company-{company.id}"
         try:
@@ -288,11 +343,11 @@ class AccountBankConnection(models.Model):
     def _saltedge_start_connect(self, company, provider_code, journal=None):
         """Open Salt Edge's connect screens for ``provider_code``; returns the URL action."""
         self._check_manager()
-        customer_id = self._saltedge_customer_for(company)
+        client = self._saltedge_client(interactive=True)
+        customer_id = self._saltedge_customer_for(company, client)
         session = self.env["account.bank.connect.session"]._start(
             company, journal=journal, provider_code=provider_code
         )
-        client = self._saltedge_client()
         params = self.env["ir.config_parameter"].sudo()
         try:
             answer = client.create_connect_session(
@@ -324,7 +379,7 @@ class AccountBankConnection(models.Model):
         which gives a new consent and so a new Connected until."""
         session = self._saltedge_start_session()
         try:
-            answer = self._saltedge_client().reconnect(
+            answer = self._saltedge_client(interactive=True).reconnect(
                 self.saltedge_connection_id,
                 self._return_url(session._token()),
                 **self._saltedge_connect_options(session, self.provider_code),
@@ -340,7 +395,7 @@ class AccountBankConnection(models.Model):
         session = self._saltedge_start_session()
         options = self._saltedge_connect_options(session, self.provider_code)
         try:
-            answer = self._saltedge_client().refresh(
+            answer = self._saltedge_client(interactive=True).refresh(
                 self.saltedge_connection_id,
                 self._return_url(session._token()),
                 locale=options["locale"],
@@ -361,7 +416,7 @@ class AccountBankConnection(models.Model):
         """
         # The state proves who started the connect, not that they may still connect.
         self._check_manager()
-        client = self._saltedge_client()
+        client = self._saltedge_client(interactive=True)
         connection = session.connection_id.sudo()
         try:
             if connection.saltedge_connection_id or connection_hint:
@@ -448,13 +503,7 @@ class AccountBankConnection(models.Model):
         more than once; the first links it, the others find it linked."""
         company = session.company_id
         customer_id = company.sudo().saltedge_customer_id
-        if str(remote.get("customer_id")) != str(customer_id):
-            _logger.warning(
-                "Salt Edge connection %s of another customer refused (company %s)",
-                remote.get("id"),
-                company.id,
-            )
-            raise UserError(self.env._("This bank connection does not belong to this company."))
+        self._saltedge_check_customer(remote, company)
         # One linker at a time per session: the return and a callback may race.
         self.env.cr.execute(
             "SELECT id FROM account_bank_connect_session WHERE id = %s FOR UPDATE", [session.id]
@@ -504,11 +553,21 @@ class AccountBankConnection(models.Model):
             )
         return connection
 
+    @api.model
+    def _saltedge_time(self, value):
+        """A Salt Edge time (ISO 8601) as a naive UTC datetime; None when it is not one."""
+        if not isinstance(value, str):
+            return None
+        try:
+            return parse_saltedge_datetime(value[:64])
+        except ValueError:
+            return None
+
     def _saltedge_fetch_progress(self):
         """Read from Salt Edge where its fetch of this connection is; True once finished."""
         self.ensure_one()
         return self._saltedge_note_fetch(
-            self._saltedge_client().get_connection(self.saltedge_connection_id)
+            self._saltedge_client(interactive=True).get_connection(self.saltedge_connection_id)
         )
 
     def _fetch_stage_sentence(self):
@@ -535,15 +594,33 @@ class AccountBankConnection(models.Model):
         stage = stages[-1].get("name") if stages and isinstance(stages[-1], dict) else None
         finished = bool(attempt.get("finished")) and (stage in (None, const.STAGE_FINISH))
         vals = {"fetch_finished": finished}
+        seen = self._saltedge_time(remote.get("updated_at"))
+        if seen and (not self.saltedge_seen_at or seen > self.saltedge_seen_at):
+            vals["saltedge_seen_at"] = seen
         if isinstance(stage, str):
             vals["last_stage"] = clean_text(stage, 64)
         self.with_context(tracking_disable=True).write(vals)
         return finished
 
+    def _saltedge_check_customer(self, remote, company=None):
+        """Refuse a Salt Edge connection that is not the customer of ``company`` (default:
+        this connection's): stored ids are confirmed with Salt Edge before they are used
+        for an import, a consent check or a revoke, and a return's before it is linked."""
+        company = company or self.company_id
+        customer_id = company.sudo().saltedge_customer_id
+        if not customer_id or str(remote.get("customer_id")) != str(customer_id):
+            _logger.warning(
+                "Salt Edge connection %s is not the customer of company %s: refused",
+                remote.get("id"),
+                company.id,
+            )
+            raise UserError(self.env._("This bank connection does not belong to this company."))
+
     def _saltedge_update_consent(self, client, remote=None):
         """Take Connected until from the connection's consent, never computed locally."""
         self.ensure_one()
         remote = remote or client.get_connection(self.saltedge_connection_id)
+        self._saltedge_check_customer(remote)
         consents = list(client.list_consents(self.saltedge_connection_id))
         last_id = str(remote.get("last_consent_id") or "")
         consent = next((c for c in consents if str(c.get("id")) == last_id), None)
@@ -624,7 +701,18 @@ class AccountBankConnection(models.Model):
             .sudo()
             .search([("type", "=", "bank"), ("company_id", "=", self.company_id.id)])
         )
-        taken = Account.sudo().search([("journal_id", "in", journals.ids)]).mapped("journal_id")
+        # A journal of a connection that ended (expired, disconnected) may be taken over:
+        # the bank account is connected again, the new connection takes its journal.
+        taken = (
+            Account.sudo()
+            .search(
+                [
+                    ("journal_id", "in", journals.ids),
+                    ("connection_id.state", "not in", ("expired", "disconnected")),
+                ]
+            )
+            .mapped("journal_id")
+        )
         if journal and journal not in taken:
             iban = Account._normalize_iban(journal.bank_acc_number)
             match = accounts.filtered(lambda a: iban and a.iban == iban and not a.journal_id)
@@ -652,10 +740,13 @@ class AccountBankConnection(models.Model):
         self._check_manager()
         for connection in self:
             if connection.saltedge_connection_id and connection.state != "disconnected":
+                client = connection._saltedge_client(interactive=True)
                 try:
-                    connection._saltedge_client().delete_connection(
-                        connection.saltedge_connection_id
+                    # Confirmed first: a stored id must not revoke another company's consent.
+                    connection._saltedge_check_customer(
+                        client.get_connection(connection.saltedge_connection_id)
                     )
+                    client.delete_connection(connection.saltedge_connection_id)
                 except SaltEdgeError as error:
                     if not error.is_connection_not_found:
                         raise connection._saltedge_user_error(error) from None
@@ -689,13 +780,34 @@ class AccountBankConnection(models.Model):
                     user_id=user.id,
                 )
 
-    def _responsible_users(self):
+    def _users_who_may_renew(self):
+        """The users who may renew this connection now: active internal accounting
+        administrators with access to its company. Asked at the moment of use (a reminder,
+        an activity), never remembered."""
         self.ensure_one()
-        users = self.user_id.filtered(lambda u: u.active and not u.share)
-        if not users:
-            managers = self.env.ref("account.group_account_manager").users
-            users = managers.filtered(lambda u: self.company_id in u.company_ids and not u.share)
-        return users
+        managers = self.env.ref("account.group_account_manager").sudo().users
+        return managers.filtered(
+            lambda user: user.active and not user.share and self.company_id in user.company_ids
+        )
+
+    def _responsible_users(self):
+        """Who is responsible for this connection now: the user who connected it when they
+        may still renew it, else every user who may."""
+        self.ensure_one()
+        may_renew = self._users_who_may_renew()
+        return (self.user_id & may_renew) or may_renew
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_live(self):
+        """A live connection is not deleted: its consent would stay valid at Salt Edge and
+        its import history, cursors and reminders would go. Disconnect first."""
+        if any(connection.state not in ("draft", "disconnected") for connection in self):
+            raise UserError(
+                self.env._(
+                    "A bank connection that is still connected or expired cannot be deleted. "
+                    "Disconnect it first: this also withdraws the consent at Salt Edge."
+                )
+            )
 
     @api.model
     def _cron_check_consents(self):

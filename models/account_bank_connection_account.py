@@ -1,5 +1,5 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 
 class AccountBankConnectionAccount(models.Model):
@@ -58,7 +58,45 @@ class AccountBankConnectionAccount(models.Model):
         """IBANs compare without spaces and in upper case."""
         return "".join((value or "").split()).upper() or False
 
+    @api.model
+    def _check_saltedge_fields(self, vals_list):
+        """Salt Edge's account id and the import cursor are set by the module (as
+        superuser) from Salt Edge's answers, never by hand."""
+        if self.env.su:
+            return
+        for vals in vals_list:
+            given = {
+                "saltedge_account_id",
+                "last_transaction_id",
+                "connection_id",
+                "first_sync_done",
+                "journal_had_lines",
+                "opening_line_id",
+            } & set(vals)
+            if given:
+                raise AccessError(
+                    self.env._(
+                        "Odoo sets the Salt Edge ids of a bank account from Salt Edge's "
+                        "answers; they cannot be changed by hand (%s).",
+                        ", ".join(sorted(given)),
+                    )
+                )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_saltedge_fields(vals_list)
+        return super().create(vals_list)
+
     def write(self, vals):
+        self._check_saltedge_fields([vals])
+        if vals.get("journal_id"):
+            # Whether the journal has a history of its own decides the opening line.
+            had_lines = (
+                self.env["account.bank.statement.line"]
+                .sudo()
+                .search_count([("journal_id", "=", vals["journal_id"])], limit=1)
+            )
+            vals = dict(vals, journal_had_lines=bool(had_lines))
         result = super().write(vals)
         if "journal_id" in vals:
             # A journal chosen by hand in the list is linked like an automatic match.
@@ -72,6 +110,11 @@ class AccountBankConnectionAccount(models.Model):
         without a bank account gets this account's IBAN."""
         self.ensure_one()
         journal = journal.sudo()
+        # The account of a connection that ended (expired, disconnected) gives it up.
+        released = self.sudo().search([("journal_id", "=", journal.id), ("id", "!=", self.id)])
+        released.write({"journal_id": False})
+        # Before the journal is given to this account: one account per journal.
+        released.flush_recordset(["journal_id"])
         self.sudo().journal_id = journal
         vals = {"bank_connection_id": self.connection_id.id}
         if not journal.bank_account_id and self.iban:

@@ -47,7 +47,21 @@ class AccountBankConnection(models.Model):
             return self._saltedge_callback_unknown(kind, remote_id, customer_id, data)
         if connection.state == "disconnected" and kind in ("success", "fail"):
             return "ignored"
-        return getattr(connection, f"_saltedge_callback_{kind}")(data)
+        meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+        sent_at = self._saltedge_time(meta.get("time"))
+        if kind in ("fail", "destroy") and connection._saltedge_is_stale(sent_at):
+            # Older than what Odoo already knows (a newer callback, or the connection read
+            # since): it would undo a newer state. A replay after the ledger's purge too.
+            return "stale"
+        result = getattr(connection, f"_saltedge_callback_{kind}")(data)
+        if sent_at and kind != "notify" and not connection._saltedge_is_stale(sent_at):
+            connection.with_context(tracking_disable=True).saltedge_seen_at = sent_at
+        return result
+
+    def _saltedge_is_stale(self, sent_at):
+        """Whether a callback sent at ``sent_at`` (Salt Edge's time) is older than the
+        newest state Odoo knows of this connection. Without a time it is not judged."""
+        return bool(sent_at and self.saltedge_seen_at and sent_at < self.saltedge_seen_at)
 
     def _saltedge_callback_notify(self, data):
         """A stage of Salt Edge's fetch: shown on the waiting page."""

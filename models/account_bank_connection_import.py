@@ -47,12 +47,14 @@ class ImportCounts:
     fetched: int = 0
     created: int = 0
     duplicates: int = 0
+    matched: int = 0
     pending: int = 0
 
     def add(self, other):
         self.fetched += other.fetched
         self.created += other.created
         self.duplicates += other.duplicates
+        self.matched += other.matched
         self.pending += other.pending
 
     def as_vals(self):
@@ -60,6 +62,7 @@ class ImportCounts:
             "fetched_count": self.fetched,
             "created_count": self.created,
             "duplicate_count": self.duplicates,
+            "matched_count": self.matched,
             "pending_count": self.pending,
         }
 
@@ -143,15 +146,17 @@ class AccountBankConnection(models.Model):
         Returns the number of statement lines created."""
         return self._saltedge_first_import_run().created_count
 
-    def _saltedge_first_import_run(self):
+    def _saltedge_first_import_run(self, commit=False):
         """The first import; returns its ``account.bank.import.run`` (empty when the
-        connection is not connected or another run holds it)."""
+        connection is not connected or another run holds it). With ``commit`` (the waiting
+        page's request) each page is committed like in the scheduled import, so the
+        request's memory does not grow with the consent's history."""
         self.ensure_one()
         if self.state != "connected":
             return self.env["account.bank.import.run"]
         # The connect itself just fetched the bank's data: no refresh needed now.
         self.sudo().last_refresh_request = fields.Datetime.now()
-        run, _error = self.sudo()._run_import("first")
+        run, _error = self.sudo()._run_import("first", commit=commit)
         return run
 
     def _import_transactions(self):
@@ -327,7 +332,9 @@ class AccountBankConnection(models.Model):
         connection's last attempt has finished, and is still the same attempt after the
         transactions were read.
         """
-        client = self._saltedge_client()
+        # A person waits on Fetch and on the waiting page: short timeouts and one retry,
+        # but no budget for the whole run (a long history takes its time, page by page).
+        client = self._saltedge_client(interactive=trigger in ("manual", "first"), budget=False)
         with self._import_step(commit):
             remote = self._saltedge_confirm(client)
             if self.state != "connected":
@@ -380,8 +387,7 @@ class AccountBankConnection(models.Model):
         company's customer's, its status and consent decide the state (a failed fetch
         alone never does), and its last attempt says where the fetch is. Returns it."""
         remote = client.get_connection(self.saltedge_connection_id)
-        if str(remote.get("customer_id")) != str(self.company_id.sudo().saltedge_customer_id):
-            raise UserError(self.env._("This bank connection does not belong to this company."))
+        self._saltedge_check_customer(remote)
         if (
             self.state != "connected"
             or remote.get("status") in const.STATUS_NEEDS_USER
@@ -527,6 +533,13 @@ class AccountBankConnectionAccount(models.Model):
         help="The whole history the consent covers was imported once and the opening "
         "balance set.",
     )
+    journal_had_lines = fields.Boolean(
+        string="Journal had its own lines",
+        copy=False,
+        readonly=True,
+        help="The journal already had statement lines when this account was linked to it: "
+        "no opening line is booked then, a difference shows as a balance mismatch.",
+    )
     opening_line_id = fields.Many2one(
         "account.bank.statement.line",
         string="Opening line",
@@ -569,12 +582,15 @@ class AccountBankConnectionAccount(models.Model):
             else:
                 posted[str(transaction["id"])] = transaction
         known = self._known_transaction_ids(list(posted))
+        fresh = {key: transaction for key, transaction in posted.items() if key not in known}
+        counts.duplicates += len(posted) - len(fresh)
+        matched = self._match_earlier_lines(fresh)
+        counts.matched += len(matched)
         vals_list = [
             self._statement_line_vals(transaction, currencies)
-            for key, transaction in posted.items()
-            if key not in known
+            for key, transaction in fresh.items()
+            if key not in matched
         ]
-        counts.duplicates += len(posted) - len(vals_list)
         if vals_list:
             journal = self.journal_id
             Line = self.env["account.bank.statement.line"].sudo().with_company(journal.company_id)
@@ -583,6 +599,58 @@ class AccountBankConnectionAccount(models.Model):
         cursor = self._page_cursor(items)
         if cursor:
             self.last_transaction_id = cursor
+
+    def _match_earlier_lines(self, transactions):
+        """Match ``transactions`` (Salt Edge id -> transaction, none known in the journal)
+        to the journal's lines that came from elsewhere: a file import (CODA, CSV), a manual
+        line, a former connection of the same bank account (whose Salt Edge ids differ).
+
+        By date and amount, and by counts: each earlier line matches one transaction at
+        most, so two equal payments on one day are two lines, and a third equal one that
+        the journal did not have is created. A matched line takes the transaction's Salt
+        Edge id, so later runs know it. Returns {Salt Edge id: line id}.
+        """
+        if not transactions:
+            return {}
+        # Lines matched or created earlier in this transaction must be seen by the query.
+        self.env["account.bank.statement.line"].flush_model()
+        self.env["account.move"].flush_model(["date"])
+        days = sorted({transaction["made_on"] for transaction in transactions.values()})
+        self.env.cr.execute(
+            SQL(
+                "SELECT line.id, move.date, line.amount FROM account_bank_statement_line line "
+                "JOIN account_move move ON move.id = line.move_id "
+                "WHERE line.journal_id = %s AND move.date = ANY(%s::date[]) "
+                "AND (line.saltedge_account_id IS NULL OR line.saltedge_account_id != %s) "
+                "AND (line.saltedge_transaction_id IS NULL "
+                "     OR line.saltedge_transaction_id NOT LIKE %s) "
+                "ORDER BY line.id",
+                self.journal_id.id,
+                days,
+                self.saltedge_account_id,
+                OPENING_KEY % "%",
+            )
+        )
+        currency = self._journal_currency()
+        pools = {}
+        for line_id, day, amount in self.env.cr.fetchall():
+            pools.setdefault((day.isoformat(), currency.round(amount)), []).append(line_id)
+        matched = {}
+        for key, transaction in transactions.items():
+            amount = currency.round(float(transaction.get("amount") or 0.0))
+            pool = pools.get((transaction["made_on"], amount))
+            if pool:
+                matched[key] = pool.pop(0)
+        if matched:
+            Line = self.env["account.bank.statement.line"].sudo()
+            for key, line_id in matched.items():
+                Line.browse(line_id).write(
+                    {
+                        "saltedge_transaction_id": key,
+                        "saltedge_account_id": self.saltedge_account_id,
+                    }
+                )
+        return matched
 
     def _known_transaction_ids(self, transaction_ids):
         if not transaction_ids:
@@ -621,6 +689,7 @@ class AccountBankConnectionAccount(models.Model):
             "partner_name": (extra.get(side) or "").strip() or False,
             "account_number": self._counterparty_account(extra, side),
             "saltedge_transaction_id": str(transaction["id"]),
+            "saltedge_account_id": self.saltedge_account_id,
         }
         code = extra.get("original_currency_code")
         original = extra.get("original_amount")
@@ -705,9 +774,14 @@ class AccountBankConnectionAccount(models.Model):
         self.ensure_one()
         if self.first_sync_done:
             return 0
+        self.first_sync_done = True
+        if self.journal_had_lines:
+            # The journal has its own history (file imports, a former connection): an
+            # opening line would silently absorb any difference. A difference shows as the
+            # balance mismatch instead.
+            return 0
         currency = self._journal_currency()
         difference = currency.round(self.balance - self._journal_balance())
-        self.first_sync_done = True
         if currency.is_zero(difference):
             return 0
         self.env.cr.execute(

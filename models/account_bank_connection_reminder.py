@@ -286,10 +286,16 @@ class AccountBankConnection(models.Model):
         return True
 
     def _reminder_recipients(self):
-        """The renewal contacts that have an e-mail address; when there are none, the
-        people responsible for the connection, so a consent never runs out unannounced."""
+        """The renewal contacts who may still renew the connection at the moment of sending
+        (active accounting administrators of its company) and have an e-mail address; when
+        there are none, the people responsible for it, so a consent never runs out
+        unannounced. A contact archived or without the right any more gets nothing: the
+        e-mail names the company's bank and accounts."""
         self.ensure_one()
-        partners = self.reminder_partner_ids.filtered("email")
+        may_renew = self._users_who_may_renew()
+        partners = self.reminder_partner_ids.filtered(
+            lambda partner: partner.email and partner.sudo().user_ids & may_renew
+        )
         return partners or self._responsible_users().partner_id.filtered("email")
 
     def _send_reminder_mail(self, threshold, recipients):

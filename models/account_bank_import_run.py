@@ -46,6 +46,13 @@ class AccountBankImportRun(models.Model):
         readonly=True,
         help="Transactions already in the journal: imported before, never twice.",
     )
+    matched_count = fields.Integer(
+        string="Matched to earlier lines",
+        readonly=True,
+        help="Transactions the journal already had from elsewhere (a file import, a former "
+        "connection of the same account): matched by date and amount, one line each, and "
+        "not created again.",
+    )
     pending_count = fields.Integer(
         string="Pending",
         readonly=True,

@@ -35,7 +35,7 @@ class AccountBankProvider(models.Model):
             known = self.sudo().search([("country_code", "=", code)])
             if known and not force and min(known.mapped("fetched_at")) > fresh_after:
                 continue
-            client = self.env["account.bank.connection"]._saltedge_client()
+            client = self.env["account.bank.connection"]._saltedge_client(interactive=True)
             now = fields.Datetime.now()
             by_code = {provider.code: provider for provider in known}
             seen = set()

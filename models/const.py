@@ -38,6 +38,13 @@ HTTP_TIMEOUT = 20
 HTTP_RETRIES = 4
 HTTP_BACKOFF_BASE = 0.5
 HTTP_BACKOFF_MAX = 30
+# A person waiting (a button, the return from the bank, the waiting page): a short timeout,
+# one retry, a short wait, and all calls of the action within a budget well under Odoo's
+# limit_time_real (120 s by default), so the page answers with a sentence within 30 s.
+INTERACTIVE_HTTP_TIMEOUT = 10
+INTERACTIVE_HTTP_RETRIES = 1
+INTERACTIVE_BACKOFF_MAX = 2
+INTERACTIVE_BUDGET_SECONDS = 25
 
 # The callbacks we act on; a correctly signed callback of another kind (v5's service and
 # interactive, or one Salt Edge adds later) is answered 200 and recorded as ignored.

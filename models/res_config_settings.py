@@ -17,16 +17,28 @@ class ResConfigSettings(models.TransientModel):
     saltedge_app_id = fields.Char(
         string="Salt Edge App ID", config_parameter=const.PARAM_APP_ID, groups="base.group_system"
     )
+    # Write-only: never read from the database into the form (so never sent to a browser,
+    # an administrator's included); a value typed here replaces the stored one on save.
     saltedge_secret = fields.Char(
-        string="Salt Edge Secret", config_parameter=const.PARAM_SECRET, groups="base.group_system"
-    )
-    # Char, since Odoo stores only simple fields as parameters; the view shows a text box
-    # so the PEM keeps its lines.
-    saltedge_private_key = fields.Char(
-        string="App private key (PEM)",
-        config_parameter=const.PARAM_PRIVATE_KEY,
+        string="New Salt Edge Secret",
         groups="base.group_system",
-        help="Signs every request to Salt Edge. Upload its public half in Salt Edge's dashboard.",
+        help="Type the Secret to set or replace it; it is never shown again.",
+    )
+    saltedge_secret_is_set = fields.Boolean(
+        string="Salt Edge Secret set",
+        compute="_compute_saltedge_keys_set",
+        groups="base.group_system",
+    )
+    saltedge_private_key = fields.Char(
+        string="New app private key (PEM)",
+        groups="base.group_system",
+        help="Signs every request to Salt Edge. Paste it to set or replace it; it is never "
+        "shown again. Upload its public half in Salt Edge's dashboard.",
+    )
+    saltedge_private_key_is_set = fields.Boolean(
+        string="App private key set",
+        compute="_compute_saltedge_keys_set",
+        groups="base.group_system",
     )
     saltedge_public_key = fields.Char(
         string="Salt Edge public key (PEM)",
@@ -76,6 +88,31 @@ class ResConfigSettings(models.TransientModel):
             if name not in self._fields or self._fields[name].is_accessible(self.env)
         ]
         return super().default_get(readable)
+
+    @api.depends("company_id")
+    def _compute_saltedge_keys_set(self):
+        credentials = self.env["account.bank.credential"]
+        secret_set = bool(credentials._get(const.PARAM_SECRET))
+        key_set = bool(credentials._get(const.PARAM_PRIVATE_KEY))
+        for settings in self:
+            settings.saltedge_secret_is_set = secret_set
+            settings.saltedge_private_key_is_set = key_set
+
+    def set_values(self):
+        """Store a new Secret or private key when one was typed; an empty field keeps the
+        stored one."""
+        super().set_values()
+        if not self.env.user.has_group("base.group_system"):
+            return
+        credentials = self.env["account.bank.credential"]
+        for settings in self:
+            for name, key in (
+                ("saltedge_secret", const.PARAM_SECRET),
+                ("saltedge_private_key", const.PARAM_PRIVATE_KEY),
+            ):
+                value = (settings.sudo()[name] or "").strip()
+                if value:
+                    credentials._set(key, value)
 
     @api.constrains("bank_connection_reminder_days")
     def _check_bank_connection_reminder_days(self):

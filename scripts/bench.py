@@ -138,9 +138,9 @@ def setup():
     params = env["ir.config_parameter"].sudo()
     params.set_param(const.PARAM_BASE_URL, os.environ["BENCH_API_URL"])
     params.set_param(const.PARAM_APP_ID, os.environ["BENCH_APP_ID"])
-    params.set_param(const.PARAM_SECRET, os.environ["BENCH_SECRET"])
+    env["account.bank.credential"]._set(const.PARAM_SECRET, os.environ["BENCH_SECRET"])
     with open(os.environ["BENCH_PRIVATE_KEY"]) as handle:
-        params.set_param(const.PARAM_PRIVATE_KEY, handle.read())
+        env["account.bank.credential"]._set(const.PARAM_PRIVATE_KEY, handle.read())
     params.set_param(const.PARAM_INCLUDE_SANDBOXES, "True")
     customer_id = saltedge.create_customer(f"bench-{os.getpid()}")["id"]
     # The import confirms each connection belongs to the company's Salt Edge customer.

@@ -53,7 +53,7 @@ params.set_param(
     "account_bank_connection.saltedge_base_url", os.environ["DEMO_SANDBOX_URL"] + "/api/v6"
 )
 params.set_param("account_bank_connection.saltedge_app_id", "sandbox-app-id")
-params.set_param("account_bank_connection.saltedge_secret", "sandbox-secret")
+env["account.bank.credential"]._set(const.PARAM_SECRET, "sandbox-secret")
 params.set_param("account_bank_connection.saltedge_public_key", public_pem)
 params.set_param("account_bank_connection.include_sandboxes", "True")
 admin = env.ref("base.user_admin")

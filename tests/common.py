@@ -68,8 +68,9 @@ class SandboxMixin:
         params = env["ir.config_parameter"].sudo()
         params.set_param(const.PARAM_BASE_URL, cls.sandbox.api_url)
         params.set_param(const.PARAM_APP_ID, "test-app-id")
-        params.set_param(const.PARAM_SECRET, SECRET)
-        params.set_param(const.PARAM_PRIVATE_KEY, cls.app_private_key)
+        credentials = env["account.bank.credential"]
+        credentials._set(const.PARAM_SECRET, SECRET)
+        credentials._set(const.PARAM_PRIVATE_KEY, cls.app_private_key)
         params.set_param(const.PARAM_PUBLIC_KEY, cls.sandbox.public_key_pem.decode())
         params.set_param(const.PARAM_INCLUDE_SANDBOXES, "True")
 

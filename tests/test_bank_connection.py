@@ -1,6 +1,8 @@
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, new_test_user
 
+from ..models import const
+
 
 class TestBankConnectionModels(TransactionCase):
     @classmethod
@@ -43,7 +45,7 @@ class TestBankConnectionModels(TransactionCase):
         with self.assertRaises(AccessError):
             self.connection.with_user(user).read(["name"])
 
-    def test_the_settings_keep_salt_edge_credentials_in_system_parameters(self):
+    def test_the_settings_keep_the_credentials_and_never_show_the_secret_again(self):
         pem = "-----BEGIN PUBLIC KEY-----\nMIIBIjAN\nAQAB\n-----END PUBLIC KEY-----"
         settings = self.env["res.config.settings"].create(
             {
@@ -58,6 +60,15 @@ class TestBankConnectionModels(TransactionCase):
         self.assertEqual(params.get_param("account_bank_connection.saltedge_app_id"), "app-1")
         self.assertEqual(params.get_param("account_bank_connection.saltedge_public_key"), pem)
         self.assertEqual(params.get_param("account_bank_connection.consent_period_days"), "90")
+        self.assertEqual(self.env["account.bank.credential"]._get(const.PARAM_SECRET), "s3cret")
+        self.assertFalse(params.get_param(const.PARAM_SECRET), "not a system parameter")
         reopened = self.env["res.config.settings"].create({})
-        self.assertEqual(reopened.saltedge_secret, "s3cret")
+        # Write-only: the form says it is set, and shows nothing of it.
+        self.assertFalse(reopened.saltedge_secret)
+        self.assertTrue(reopened.saltedge_secret_is_set)
+        # Saved with the field left empty, it stays; a new value replaces it.
+        reopened.execute()
+        self.assertEqual(self.env["account.bank.credential"]._get(const.PARAM_SECRET), "s3cret")
+        self.env["res.config.settings"].create({"saltedge_secret": "n3w"}).execute()
+        self.assertEqual(self.env["account.bank.credential"]._get(const.PARAM_SECRET), "n3w")
         self.assertTrue(reopened.saltedge_callback_url.endswith("/saltedge/callback"))

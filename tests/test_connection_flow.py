@@ -330,8 +330,10 @@ class TestConnectionFlow(BankConnectionCase):
         )
         self.kbc_journal.bank_connection_id = connection
         connection.action_disconnect()
-        deletes = self.sandbox_api_requests("DELETE", "/connections/999999999")
-        self.assertEqual([entry["status"] for entry in deletes], [404])
+        # Confirmed with Salt Edge first, which no longer knows it: nothing to revoke.
+        reads = self.sandbox_api_requests("GET", "/connections/999999999")
+        self.assertEqual([entry["status"] for entry in reads], [404])
+        self.assertFalse(self.sandbox_api_requests("DELETE", "/connections/999999999"))
         self.assertEqual(connection.state, "disconnected")
         self.assertFalse(self.kbc_journal.bank_connection_id)
 
@@ -472,3 +474,79 @@ class TestConnectionFlow(BankConnectionCase):
         self.assertFalse(self.env["account.bank.connection.account"].with_user(stranger).search([]))
         with self.assertRaises(AccessError):
             connection.with_user(stranger).read(["name"])
+
+    # --- Salt Edge ids are the module's ------------------------------------------------
+
+    def test_salt_edge_ids_and_the_state_are_not_written_by_hand(self):
+        connection = self.connected()
+        manager = self.manager("abc_flow_ids_manager")
+        for vals in (
+            {"saltedge_connection_id": "100000000099"},
+            {"saltedge_customer_id": "100000000098"},
+            {"saltedge_consent_id": "100000000097"},
+            {"state": "connected"},
+        ):
+            with self.subTest(vals=vals), self.assertRaises(AccessError):
+                connection.with_user(manager).write(vals)
+        with self.assertRaises(AccessError):
+            connection.account_ids[:1].with_user(manager).write({"saltedge_account_id": "1"})
+        # What is the user's to change still is.
+        connection.with_user(manager).write({"name": "Mijn KBC"})
+        self.assertEqual(connection.name, "Mijn KBC")
+
+    def test_another_companys_connection_is_refused_for_import_consent_check_and_revoke(self):
+        connection = self.connected()
+        # Another company's connection at Salt Edge: another customer.
+        client = self.Connection._saltedge_client()
+        customer = client.create_customer("another-company")
+        session = client.create_connect_session(
+            customer["id"], "http://localhost/return", provider_code="belfius_sandbox_be"
+        )
+        back = self.return_params(complete_connect(session["connect_url"]))
+        foreign_id = back["connection_id"]
+        # Somebody points this company's connection at it (the module's own code could).
+        connection.sudo().saltedge_connection_id = foreign_id
+        run, error = connection.sudo()._run_import("manual")
+        self.assertIn("does not belong", str(error))
+        self.assertFalse(run.created_count)
+        with self.assertRaisesRegex(UserError, "does not belong"):
+            connection._saltedge_update_consent(client)
+        deletes_before = len(self.sandbox_api_requests("DELETE"))
+        with self.assertRaisesRegex(UserError, "does not belong"):
+            connection.action_disconnect()
+        self.assertEqual(len(self.sandbox_api_requests("DELETE")), deletes_before)
+        self.assertEqual(client.get_connection(foreign_id)["status"], "active")
+
+    def test_a_fail_or_destroy_older_than_what_odoo_knows_changes_nothing(self):
+        connection = self.connected()
+        seen = connection.saltedge_seen_at
+        self.assertTrue(seen, "the return read the connection and its time")
+        older = (seen - datetime.timedelta(minutes=5)).isoformat() + "Z"
+        newer = (seen + datetime.timedelta(minutes=5)).isoformat() + "Z"
+
+        def send(kind, time, **data):
+            payload = {
+                "data": {
+                    "connection_id": connection.saltedge_connection_id,
+                    "customer_id": connection.saltedge_customer_id,
+                    **data,
+                },
+                "meta": {"version": "6", "time": time},
+            }
+            return self.Connection._saltedge_handle_callback(kind, payload)
+
+        # Sent before the state Odoo read: it would undo it. Recorded as stale.
+        self.assertEqual(send("fail", older, error_class="ProviderError"), "stale")
+        self.assertEqual(send("destroy", older), "stale")
+        self.assertEqual(connection.state, "connected")
+        self.assertFalse(connection.last_error)
+        self.assertFalse(connection.import_requested)
+        # A newer success moves what Odoo knows on; a fail from between is stale too.
+        self.assertEqual(send("success", newer, stage="finish"), "import queued")
+        between = (seen + datetime.timedelta(minutes=1)).isoformat() + "Z"
+        self.assertEqual(send("fail", between, error_class="ProviderError"), "stale")
+        self.assertFalse(connection.last_error)
+        # A fail newer than all of it is applied.
+        latest = (seen + datetime.timedelta(minutes=10)).isoformat() + "Z"
+        self.assertEqual(send("fail", latest, error_class="ProviderError"), "error recorded")
+        self.assertEqual(connection.last_error, "ProviderError")

@@ -72,7 +72,9 @@ class TestFaults(ImportMixin, BankConnectionCase):
         euro = cls.env.ref("base.EUR")
         euro.active = True
         (cls.n_journal | cls.updates_journal).currency_id = euro
+        # The tries of the scheduled jobs' patient policy, and of a person waiting.
         cls.budget = const.HTTP_RETRIES + 1
+        cls.interactive_budget = const.INTERACTIVE_HTTP_RETRIES + 1
 
     @classmethod
     def _request_handler(cls, s, r, /, **kw):
@@ -86,16 +88,27 @@ class TestFaults(ImportMixin, BankConnectionCase):
         super().setUp()
         self.patch(const, "HTTP_BACKOFF_BASE", 0.02)
         self.patch(const, "HTTP_BACKOFF_MAX", 0.1)
+        self.patch(const, "INTERACTIVE_BACKOFF_MAX", 0.1)
+        # The imports here are the scheduled ones, with their patient policy, asking Salt
+        # Edge for a refresh themselves (as they do when Salt Edge does not on its own).
+        self.env["ir.config_parameter"].sudo().set_param(const.PARAM_AUTOMATIC_REFRESH, False)
+
+    def run_import(self, connection, trigger="cron"):
+        return connection.sudo()._run_import(trigger)
 
     # --- helpers ---------------------------------------------------------------------
 
-    def for_each_fault(self, case):
+    def for_each_fault(self, case, interactive=False):
         """``case(kind, count, recovered)`` for each kind, once with fewer faults than
-        the budget and once with the whole budget."""
+        the budget and once with the whole budget: a person waiting (``interactive``) gets
+        one retry, the scheduled jobs four."""
+        budget = self.interactive_budget if interactive else self.budget
+        recovered_count = min(RECOVERED_COUNT, budget - 1)
         for kind in FAULT_KINDS:
             if kind == "timeout":
                 self.patch(const, "HTTP_TIMEOUT", TIMEOUT)
-            for count, recovered in ((RECOVERED_COUNT, True), (self.budget, False)):
+                self.patch(const, "INTERACTIVE_HTTP_TIMEOUT", TIMEOUT)
+            for count, recovered in ((recovered_count, True), (budget, False)):
                 with self.subTest(kind=kind, count=count), self.fresh_sandbox():
                     case(kind, count, recovered)
 
@@ -182,7 +195,7 @@ class TestFaults(ImportMixin, BankConnectionCase):
             self.clear_faults()
             self.connect_and_import()
 
-        self.for_each_fault(case)
+        self.for_each_fault(case, interactive=True)
 
     def test_the_return_reading_the_connection_failing_is_retried_or_said_and_reloadable(self):
         def case(kind, count, recovered):
@@ -209,26 +222,59 @@ class TestFaults(ImportMixin, BankConnectionCase):
             connection._saltedge_first_import()
             self.assert_imported_once(connection, self.n_journal)
 
-        self.for_each_fault(case)
+        self.for_each_fault(case, interactive=True)
 
     def test_the_return_reading_the_consent_or_the_accounts_failing_is_said_in_words(self):
         for path in ("/consents", "/accounts"):
             with self.subTest(path=path), self.fresh_sandbox():
                 params = self.connect(N_BANK, journal=self.n_journal, account_ibans=[N_IBAN])
-                self.inject("500", self.budget, path)
+                self.inject("500", self.interactive_budget, path)
                 with (
                     self.assertLogs(MODULE_LOGGER, "WARNING"),
                     self.assertRaises(UserError) as caught,
                     self.env.cr.savepoint(),
                 ):
                     self.finish(params)
-                self.assert_fault_spent("500", self.budget)
+                self.assert_fault_spent("500", self.interactive_budget)
                 self.assert_in_words(caught.exception.args[0], SENTENCE["500"])
                 self.assertFalse(self.Connection.search([]))
                 self.clear_faults()
                 connection = self.finish(params)
                 connection._saltedge_first_import()
                 self.assert_imported_once(connection, self.n_journal)
+
+    def test_a_person_waiting_gets_one_retry_and_an_answer_within_the_actions_budget(self):
+        self.patch(const, "INTERACTIVE_HTTP_TIMEOUT", TIMEOUT)
+        # Salt Edge hangs: the return tries the call twice, then says so.
+        params = self.connect(N_BANK, journal=self.n_journal, account_ibans=[N_IBAN])
+        self.inject("timeout", 10, f"/connections/{params['connection_id']}")
+        with (
+            self.assertLogs(MODULE_LOGGER, "WARNING"),
+            self.assertRaises(UserError) as caught,
+            self.env.cr.savepoint(),
+        ):
+            self.finish(params)
+        served = [entry for entry in self.sandbox_get("requests") if entry["fault"]]
+        self.assertEqual(len(served), self.interactive_budget)
+        self.assert_in_words(caught.exception.args[0], SENTENCE["timeout"])
+        self.clear_faults()
+        # Salt Edge answers, but slowly: the calls of one action share a budget, and the
+        # action answers with a sentence once it is spent instead of holding the worker.
+        self.patch(const, "INTERACTIVE_BUDGET_SECONDS", 2 * TIMEOUT)
+        self.add_fault(kind="timeout", count=10, path_prefix="/", delay=0.7 * TIMEOUT)
+        with (
+            self.assertLogs(MODULE_LOGGER, "WARNING"),
+            self.assertRaises(UserError) as caught,
+            self.env.cr.savepoint(),
+        ):
+            self.finish(params)
+        self.assert_in_words(caught.exception.args[0], SENTENCE["timeout"])
+        self.clear_faults()
+        # The same slow Salt Edge with time enough: it was the budget that stopped it.
+        self.patch(const, "INTERACTIVE_BUDGET_SECONDS", 30)
+        self.add_fault(kind="timeout", count=10, path_prefix="/", delay=0.7 * TIMEOUT)
+        connection = self.finish(params)
+        self.assertEqual(connection.state, "connected")
 
     def test_the_refresh_failing_imports_what_salt_edge_has_says_so_and_asks_again(self):
         # One connection for the whole table (its first import is the slow part); this

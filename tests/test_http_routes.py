@@ -8,7 +8,9 @@ database again.
 """
 
 import json
+import socket
 from unittest.mock import patch
+from urllib.parse import urlparse
 
 from odoo.tests import tagged
 
@@ -348,6 +350,25 @@ class TestHttpRoutes(BankConnectionHttpCase):
             self.assertEqual(response.json()["status"], "ok")
         self.env.invalidate_all()
         self.assertTrue(connection.import_requested)
+
+    def test_a_chunked_body_over_the_limit_is_refused_without_being_read_whole(self):
+        """A body sent chunked has no Content-Length for Odoo to refuse it by. This one is
+        over the limit and never ends: the answer must come anyway, after at most the
+        limit was read (bounded: the socket gives up after 20 s)."""
+        host, port = urlparse(self.base_url()).hostname, urlparse(self.base_url()).port
+        path = f"{const.CALLBACK_ROUTE}/success"
+        piece = b"x" * 8192
+        with socket.create_connection((host, port), timeout=20) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                "Signature: c2lnbmF0dXJl\r\n\r\n".encode()
+            )
+            for _piece in range(10):  # 80 KiB, over the 64 KiB limit; no last chunk
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            answer = sock.recv(4096)
+        self.assertTrue(answer.startswith(b"HTTP/1."), answer[:80])
+        self.assertIn(b" 413 ", answer.split(b"\r\n", 1)[0])
 
     def test_the_same_callback_twice_has_the_effect_of_one(self):
         connection = self.connected()

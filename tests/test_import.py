@@ -151,6 +151,121 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertTrue(run.date_end >= run.date_start)
         self.assertTrue(connection.last_sync)
 
+    # --- exactly once for the whole life of a bank account -----------------------------
+
+    def assert_each_bank_transaction_once(self, connection, journal):
+        """Every one of the bank's transactions is one line of the journal: never two."""
+        account = connection.account_ids.filtered(lambda a: a.journal_id == journal)
+        remote = self.remote_transactions(connection, account)
+        lines = self.Line.search([("journal_id", "=", journal.id)])
+        for transaction in remote:
+            same = lines.filtered(
+                lambda line, t=transaction: line.saltedge_transaction_id == str(t["id"])
+            )
+            self.assertEqual(len(same), 1, f"transaction {transaction['id']}")
+        return remote
+
+    def test_reconnecting_after_a_disconnect_books_no_transaction_twice(self):
+        first = self.connected()
+        first._saltedge_first_import()
+        lines_before = len(self.Line.search([("journal_id", "=", self.kbc_journal.id)]))
+        first.action_disconnect()
+        self.assertFalse(self.kbc_journal.bank_connection_id)
+        # Connect bank again on the same journal: a new Salt Edge connection, new ids for
+        # the same bank transactions.
+        second = self.connected()
+        self.assertNotEqual(second, first)
+        self.assertNotEqual(second.saltedge_connection_id, first.saltedge_connection_id)
+        second._saltedge_first_import()
+        remote = self.assert_each_bank_transaction_once(second, self.kbc_journal)
+        lines = self.Line.search([("journal_id", "=", self.kbc_journal.id)])
+        self.assertEqual(len(lines), lines_before, "nothing booked twice, no second opening")
+        run = second.import_run_ids
+        self.assertEqual((run.created_count, run.matched_count), (0, len(remote)))
+        self.assertFalse(second.account_ids.opening_line_id)
+        self.assertAlmostEqual(
+            self.journal_balance(self.kbc_journal),
+            self.remote_balance(second, second.account_ids),
+            places=2,
+        )
+        self.assertFalse(second.balance_mismatch)
+
+    def test_a_new_connection_after_expiry_takes_the_journal_over_and_books_nothing_twice(self):
+        first = self.connected()
+        first._saltedge_first_import()
+        self.advance_sandbox_days(200)
+        self.Connection._cron_check_consents()
+        self.assertEqual(first.state, "expired")
+        second = self.connected()
+        self.assertEqual(self.kbc_journal.bank_connection_id, second)
+        self.assertEqual(second.account_ids.journal_id, self.kbc_journal)
+        self.assertFalse(first.account_ids.journal_id)
+        second._saltedge_first_import()
+        self.assert_each_bank_transaction_once(second, self.kbc_journal)
+        self.assertFalse(second.account_ids.opening_line_id)
+
+    def test_lines_of_a_file_import_are_matched_by_counts_and_no_opening_hides_a_gap(self):
+        # Before the connection the company imported a statement (CODA, CSV) with three of
+        # the bank's transactions; one of them twice, as two equal payments on one day.
+        probe = self.connected()
+        remote = self.remote_transactions(probe, probe.account_ids)
+        probe.action_disconnect()
+        probe.unlink()
+        # The same bank, days and transactions again, under new Salt Edge ids.
+        self.reset_sandbox()
+        self.company.sudo().saltedge_customer_id = False
+        chosen = remote[:3]
+        file_lines = self.Line.create(
+            [
+                {
+                    "journal_id": self.kbc_journal.id,
+                    "date": transaction["made_on"],
+                    "amount": transaction["amount"],
+                    "payment_ref": f"CODA {index}",
+                }
+                for index, transaction in enumerate(chosen)
+            ]
+            + [
+                {
+                    "journal_id": self.kbc_journal.id,
+                    "date": chosen[0]["made_on"],
+                    "amount": chosen[0]["amount"],
+                    "payment_ref": "CODA: the same payment made twice that day",
+                }
+            ]
+        )
+        connection = self.connected()
+        connection._saltedge_first_import()
+        remote = self.assert_each_bank_transaction_once(connection, self.kbc_journal)
+        run = connection.import_run_ids
+        # Three lines matched (one each), the fourth (an equal payment the bank does not
+        # list twice) stays as it is; everything else is created once.
+        self.assertEqual(run.matched_count, 3)
+        self.assertEqual(run.created_count, len(remote) - 3)
+        self.assertEqual(len(file_lines.filtered("saltedge_transaction_id")), 3)
+        # The journal had a history: no opening line; the difference is said, not hidden.
+        self.assertFalse(connection.account_ids.opening_line_id)
+        self.assertTrue(connection.balance_mismatch)
+        self.assertIn(self.kbc_journal.display_name, connection.balance_mismatch_note)
+
+    def test_two_equal_payments_on_one_day_are_both_kept(self):
+        connection = self.connected()
+        account = connection.account_ids.sudo()
+        day = "2026-11-02"
+        self.Line.create(
+            {"journal_id": self.kbc_journal.id, "date": day, "amount": -50.0, "payment_ref": "x"}
+        )
+        transactions = {
+            f"9000{index}": {"id": f"9000{index}", "made_on": day, "amount": -50.0}
+            for index in range(3)
+        }
+        # The journal had one such line: it matches one transaction, the two others are new.
+        matched = account._match_earlier_lines(transactions)
+        self.assertEqual(len(matched), 1)
+        # Asked again with the rest, nothing is left to match: both are created.
+        rest = {key: value for key, value in transactions.items() if key not in matched}
+        self.assertEqual(account._match_earlier_lines(rest), {})
+
     def test_a_line_has_the_date_amount_communication_counterparty_and_foreign_amount(self):
         connection = self.connected()
         account = connection.account_ids
@@ -521,7 +636,11 @@ class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
             env = api.Environment(cr, SUPERUSER_ID, {})
             env.company.sudo().saltedge_customer_id = saved_customer
             env["account.bank.statement.line"].search([("journal_id", "=", journal_id)]).unlink()
-            env["account.bank.connection"].browse(connection_id).unlink()
+            connection = env["account.bank.connection"].browse(connection_id)
+            # Not deleted while connected (its consent would stay at Salt Edge); the
+            # sandbox goes with the test, so only the record is given up here.
+            connection.state = "disconnected"
+            connection.unlink()
             env["account.journal"].browse(journal_id).unlink()
             env["account.account"].browse(account_id).unlink()
             params = env["ir.config_parameter"]

@@ -428,6 +428,34 @@ class TestRenewalReminders(TransactionCase):
         self.assertEqual(self.mails(connection).recipient_ids, self.en_manager.partner_id)
         self.assertEqual(connection.reminder_ids.partner_ids, self.en_manager.partner_id)
 
+    def test_only_contacts_who_may_still_renew_get_the_reminder(self):
+        until = date(2027, 3, 12)
+        archived = self._manager("abc_reminder_archived", "Gone Away", "en_US")
+        demoted = self._manager("abc_reminder_demoted", "No Longer Admin", "en_US")
+        outsider = self.env["res.partner"].create({"name": "Someone", "email": "x@example.com"})
+        contacts = self.nl_manager.partner_id | archived.partner_id | demoted.partner_id | outsider
+        connection = self.connection(until, contacts=contacts)
+        # After the contacts were chosen: one archived, one lost accounting administration.
+        archived.active = False
+        demoted.groups_id = [Command.unlink(self.env.ref("account.group_account_manager").id)]
+        self.assertFalse(demoted.has_group("account.group_account_manager"))
+        with freeze_time(f"{until - timedelta(days=3)} {RUN_TIME}"):
+            self.run_cron()
+        self.assertEqual(self.mails(connection).recipient_ids, self.nl_manager.partner_id)
+        self.assertEqual(connection.reminder_ids.partner_ids, self.nl_manager.partner_id)
+
+    def test_a_connector_who_may_no_longer_renew_is_not_responsible(self):
+        until = date(2027, 3, 12)
+        connection = self.connection(until)
+        connection.reminder_partner_ids = False
+        self.en_manager.active = False
+        with freeze_time(f"{until - timedelta(days=3)} {RUN_TIME}"):
+            self.run_cron()
+        recipients = self.mails(connection).recipient_ids
+        self.assertTrue(recipients)
+        self.assertNotIn(self.en_manager.partner_id, recipients)
+        self.assertIn(self.nl_manager.partner_id, recipients)
+
     # ------------------------------------------------------------------------------------
     # Exactly once, also when something goes wrong
     # ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """A copied database stops talking to Salt Edge: Odoo's neutralization (``odoo-bin
 neutralize``, and the database manager's "neutralize" of a duplicate) removes the App ID,
-the Secret and the private key, and stops our scheduled actions.
+the Secret and the private key, and stops our scheduled actions. Uninstalling removes them
+too, and a live connection is not deleted (its consent would stay valid at Salt Edge).
 
 The queries run on the test's cursor, inside its transaction, which is rolled back after
 the test: the database of the other tests keeps its settings.
@@ -9,6 +10,7 @@ the test: the database of the other tests keeps its settings.
 from odoo.exceptions import UserError
 from odoo.modules.neutralize import get_installed_modules, get_neutralization_queries
 
+from ..hooks import uninstall_hook
 from ..models import const
 from .common import INSTANT_FETCH, BankConnectionCase
 
@@ -36,15 +38,18 @@ class TestNeutralize(BankConnectionCase):
         crons = self.our_crons()
         self.assertGreaterEqual(len(crons), 3)
         crons.active = True
+        credentials = self.env["account.bank.credential"]
         # The settings are there before: what follows can only pass for a reason.
-        for key in (const.PARAM_APP_ID, const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
-            self.assertTrue(params.get_param(key), key)
+        self.assertTrue(params.get_param(const.PARAM_APP_ID))
+        for key in (const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
+            self.assertTrue(credentials._get(key), key)
 
         self.neutralize()
 
-        for key in (const.PARAM_APP_ID, const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
-            self.assertFalse(params.get_param(key), key)
-            self.assertFalse(params.search([("key", "=", key)]), key)
+        self.assertFalse(params.search([("key", "=", const.PARAM_APP_ID)]))
+        for key in (const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
+            self.assertFalse(credentials._get(key), key)
+        self.assertFalse(credentials.sudo().search([]))
         self.assertEqual(crons.mapped("active"), [False] * len(crons))
         # What is not a secret stays, so an administrator sees where the copy pointed.
         self.assertEqual(params.get_param(const.PARAM_BASE_URL), self.sandbox.api_url)
@@ -55,3 +60,28 @@ class TestNeutralize(BankConnectionCase):
         with self.assertRaisesRegex(UserError, "not configured"):
             self.env["account.bank.connection"]._saltedge_client()
         self.assertEqual(len(self.sandbox_get("requests")), requests_before)
+
+    def test_uninstalling_removes_the_credentials(self):
+        params = self.env["ir.config_parameter"].sudo()
+        credentials = self.env["account.bank.credential"]
+        self.assertTrue(params.get_param(const.PARAM_APP_ID))
+        self.assertTrue(credentials._get(const.PARAM_SECRET))
+        self.assertTrue(credentials._get(const.PARAM_PRIVATE_KEY))
+        params.set_param("web.base.url.freeze", "True")
+        uninstall_hook(self.env)
+        self.assertFalse(credentials.sudo().search([]))
+        self.assertFalse(params.search([("key", "=like", const.PARAM_PREFIX + "%")]))
+        self.assertTrue(params.get_param("web.base.url.freeze"), "other parameters stay")
+
+    def test_a_live_connection_cannot_be_deleted_only_disconnected(self):
+        connection = self.finish(self.connect())
+        self.assertEqual(connection.state, "connected")
+        with self.assertRaisesRegex(UserError, "Disconnect it first"):
+            connection.unlink()
+        connection.state = "expired"
+        with self.assertRaisesRegex(UserError, "Disconnect it first"):
+            connection.unlink()
+        connection.action_disconnect()
+        self.assertEqual(connection.state, "disconnected")
+        connection.unlink()
+        self.assertFalse(connection.exists())

@@ -1,0 +1,53 @@
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from . import const
+
+# The credentials kept here, by their old parameter names.
+CREDENTIAL_KEYS = (const.PARAM_SECRET, const.PARAM_PRIVATE_KEY)
+
+
+class AccountBankCredential(models.Model):
+    """The Salt Edge Secret and the app's private key.
+
+    Not system parameters: system administrators read those in the browser (Settings ›
+    Technical › Parameters). No user may read or write this model (its access row grants
+    nothing); the module's own code reads it as superuser, the settings write it, and
+    neither value ever goes to a browser.
+    """
+
+    _name = "account.bank.credential"
+    _description = "Salt Edge Credential"
+
+    key = fields.Char(required=True, index=True)
+    value = fields.Text()
+
+    _sql_constraints = [("key_unique", "unique(key)", "A credential is stored once.")]
+
+    def init(self):
+        """Databases that kept the credentials as system parameters move them here."""
+        self.env.cr.execute(
+            SQL(
+                "INSERT INTO account_bank_credential (key, value) "
+                "SELECT key, value FROM ir_config_parameter WHERE key IN %s "
+                "ON CONFLICT (key) DO NOTHING",
+                CREDENTIAL_KEYS,
+            )
+        )
+        self.env.cr.execute(SQL("DELETE FROM ir_config_parameter WHERE key IN %s", CREDENTIAL_KEYS))
+
+    @api.model
+    def _get(self, key):
+        """The value of ``key`` (one of CREDENTIAL_KEYS), or False."""
+        return self.sudo().search([("key", "=", key)], limit=1).value or False
+
+    @api.model
+    def _set(self, key, value):
+        """Store ``value`` for ``key``; an empty value removes it."""
+        record = self.sudo().search([("key", "=", key)], limit=1)
+        if not value:
+            record.unlink()
+        elif record:
+            record.value = value
+        else:
+            self.sudo().create({"key": key, "value": value})
