@@ -204,7 +204,10 @@ class BankConnectionController(http.Controller):
         environ = httprequest.environ
         if CALLBACK_BODY_KEY in environ:
             return environ[CALLBACK_BODY_KEY]
-        stream, pieces, size = httprequest.stream, [], 0
+        # Odoo's request wrapper offers get_data() (which reads everything) but not the
+        # stream: it is werkzeug's request's, inside the wrapper.
+        wrapped = getattr(httprequest, "_HTTPRequest__wrapped", httprequest)
+        stream, pieces, size = wrapped.stream, [], 0
         while True:
             piece = stream.read(min(16384, MAX_CALLBACK_BYTES + 1 - size))
             if not piece:

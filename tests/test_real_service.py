@@ -347,8 +347,12 @@ class TestRealServiceOverHttp(RealServiceMixin, BankConnectionHttpCase):
         )
 
     def test_the_success_callback_connects_a_user_who_never_came_back(self):
+        action = self.Connection.with_user(self.admin)._saltedge_start_connect(
+            self.company, "kbc_sandbox_be", journal=self.kbc_journal
+        )
+        # As the button's request commits before the user is at the bank.
         self.env.flush_all()
-        self.connect_url(user=self.admin, account_ibans=[KBC_CURRENT])
+        complete_connect(action["url"], account_ibans=[KBC_CURRENT])
         self.wait_for_fetches()
         self.sandbox.app.sender.wait(20)
         self.env.invalidate_all()
