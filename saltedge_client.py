@@ -28,35 +28,22 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 # What each error class means, and its sentence, live in one table beside this file. The
 # client is also used as a plain module outside the addon (scripts, a Python shell).
 try:
-    from .saltedge_errors import (
-        IN_PROGRESS,
-        INVALID_RESPONSE,
-        NETWORK_ERROR,
-        NOT_RETRYABLE_CLASSES,
-        REFRESH_NOT_NOW_CLASSES,
-        RETRY_LATER,
-        SETUP,
-        TIMEOUT,
-        UNEXPECTED_REDIRECT,
-        USER_MUST_ACT,
-        meaning_of,
-        sentence_of,
-    )
+    from . import saltedge_errors
 except ImportError:  # imported as a top-level module
-    from saltedge_errors import (
-        IN_PROGRESS,
-        INVALID_RESPONSE,
-        NETWORK_ERROR,
-        NOT_RETRYABLE_CLASSES,
-        REFRESH_NOT_NOW_CLASSES,
-        RETRY_LATER,
-        SETUP,
-        TIMEOUT,
-        UNEXPECTED_REDIRECT,
-        USER_MUST_ACT,
-        meaning_of,
-        sentence_of,
-    )
+    import saltedge_errors
+
+IN_PROGRESS = saltedge_errors.IN_PROGRESS
+RETRY_LATER = saltedge_errors.RETRY_LATER
+SETUP = saltedge_errors.SETUP
+USER_MUST_ACT = saltedge_errors.USER_MUST_ACT
+NETWORK_ERROR = saltedge_errors.NETWORK_ERROR
+TIMEOUT = saltedge_errors.TIMEOUT
+INVALID_RESPONSE = saltedge_errors.INVALID_RESPONSE
+UNEXPECTED_REDIRECT = saltedge_errors.UNEXPECTED_REDIRECT
+NOT_RETRYABLE_CLASSES = saltedge_errors.NOT_RETRYABLE_CLASSES
+REFRESH_NOT_NOW_CLASSES = saltedge_errors.REFRESH_NOT_NOW_CLASSES
+meaning_of = saltedge_errors.meaning_of
+sentence_of = saltedge_errors.sentence_of
 
 _logger = logging.getLogger(__name__)
 
