@@ -60,7 +60,7 @@ phase() {
         --log-level=warn >"$WORK/$1.out" 2>"$WORK/$1.log"
 }
 rc=0
-for step in setup import baseline reimport; do
+for step in setup import first baseline reimport; do
     log "Benchmark: $step"
     phase "$step" || rc=$?
     grep -v '^{' "$WORK/$step.out" >&2 || true
