@@ -588,11 +588,18 @@ class AccountBankConnection(models.Model):
 
     def _saltedge_note_fetch(self, remote):
         """Where Salt Edge's last fetch is, from the connection's ``last_attempt``: its
-        last stage, and whether it finished (``finished`` and stage finish)."""
+        last stage, and whether it finished with success."""
         attempt = remote.get("last_attempt") or {}
         stages = attempt.get("stages") or []
         stage = stages[-1].get("name") if stages and isinstance(stages[-1], dict) else None
-        finished = bool(attempt.get("finished")) and (stage in (None, const.STAGE_FINISH))
+        # Finished with success: a failed attempt's data may be partial. The last stage
+        # should be "finish"; an attempt that says success_at counts as well, whatever
+        # order Salt Edge lists its stages in.
+        finished = (
+            bool(attempt.get("finished"))
+            and not attempt.get("fail_error_class")
+            and (stage in (None, const.STAGE_FINISH) or bool(attempt.get("success_at")))
+        )
         vals = {"fetch_finished": finished}
         seen = self._saltedge_time(remote.get("updated_at"))
         if seen and (not self.saltedge_seen_at or seen > self.saltedge_seen_at):

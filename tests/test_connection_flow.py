@@ -550,3 +550,21 @@ class TestConnectionFlow(BankConnectionCase):
         latest = (seen + datetime.timedelta(minutes=10)).isoformat() + "Z"
         self.assertEqual(send("fail", latest, error_class="ProviderError"), "error recorded")
         self.assertEqual(connection.last_error, "ProviderError")
+
+    def test_only_a_successful_finished_attempt_counts_as_a_finished_fetch(self):
+        connection = self.connected()
+
+        def finished(**attempt):
+            return connection._saltedge_note_fetch({"last_attempt": attempt})
+
+        finish = [{"name": "fetch_recent"}, {"name": "finish"}]
+        self.assertTrue(finished(finished=True, stages=finish, success_at="2030-01-01T10:00:00Z"))
+        self.assertFalse(finished(finished=False, stages=finish[:1]))
+        # A failed attempt may have fetched part of the history only.
+        self.assertFalse(finished(finished=True, stages=finish, fail_error_class="ProviderError"))
+        # Stages listed in another order: success_at says it.
+        reordered = [{"name": "finish"}, {"name": "fetch_full"}]
+        self.assertTrue(
+            finished(finished=True, stages=reordered, success_at="2030-01-01T10:00:00Z")
+        )
+        self.assertFalse(finished(finished=True, stages=reordered))
