@@ -330,6 +330,17 @@ class TestRealServiceOverHttp(RealServiceMixin, BankConnectionHttpCase):
         self.Connection = self.env["account.bank.connection"]
         self.authenticate("admin", "admin")
 
+    def start_at_the_bank(self):
+        """Bank verbinden as the admin; returns Salt Edge's connect URL. Everything is
+        written to the database first, as the button's request commits before the user is
+        at the bank: from then on Salt Edge's callbacks use the cursor, and this thread
+        leaves it alone until they are answered."""
+        action = self.Connection.with_user(self.admin)._saltedge_start_connect(
+            self.company, "kbc_sandbox_be", journal=self.kbc_journal
+        )
+        self.env.flush_all()
+        return action["url"]
+
     def callbacks_of(self, kind):
         return [record for record in self.sandbox_get("callbacks") if record["kind"] == kind]
 
@@ -347,12 +358,7 @@ class TestRealServiceOverHttp(RealServiceMixin, BankConnectionHttpCase):
         )
 
     def test_the_success_callback_connects_a_user_who_never_came_back(self):
-        action = self.Connection.with_user(self.admin)._saltedge_start_connect(
-            self.company, "kbc_sandbox_be", journal=self.kbc_journal
-        )
-        # As the button's request commits before the user is at the bank.
-        self.env.flush_all()
-        complete_connect(action["url"], account_ibans=[KBC_CURRENT])
+        complete_connect(self.start_at_the_bank(), account_ibans=[KBC_CURRENT])
         self.wait_for_fetches()
         self.sandbox.app.sender.wait(20)
         self.env.invalidate_all()
@@ -368,8 +374,7 @@ class TestRealServiceOverHttp(RealServiceMixin, BankConnectionHttpCase):
         self.assert_books_match_the_bank(connection, self.kbc_journal)
 
     def test_the_waiting_page_shows_salt_edges_stages_and_finishes_with_the_fetch(self):
-        self.env.flush_all()
-        url = self.connect_url(user=self.admin, account_ibans=[KBC_CURRENT])
+        url = complete_connect(self.start_at_the_bank(), account_ibans=[KBC_CURRENT])
         response = self.url_open(self.without_hints(url), timeout=60)
         self.assertEqual(response.status_code, 200)
         self.assertIn("o_bank_connect_waiting", response.text)
