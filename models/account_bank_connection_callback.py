@@ -148,23 +148,23 @@ class AccountBankConnection(models.Model):
     # ------------------------------------------------------------------------------------
 
     @api.model
-    def _saltedge_link_unreturned(self):
+    def _saltedge_link_unreturned(self, hinted_only=False):
         """Link the connections of connects whose user never came back (a closed tab, a
         lost session, a proxy that dropped the return): found through the ``success``
-        callback's hint, else among the customer's connections (``GET /connections``).
-        Returns the connections linked."""
+        callback's hint, else (unless ``hinted_only``) among the customer's connections
+        (``GET /connections``). The requested import, which runs every few minutes, takes
+        only the hinted ones: a connect the user cancelled leaves a session without
+        connection for days, and asking Salt Edge about it that often is a waste of its
+        rate limit. Returns the connections linked."""
         since = fields.Datetime.now() - timedelta(days=const.UNRETURNED_CONNECT_DAYS)
-        sessions = (
-            self.env["account.bank.connect.session"]
-            .sudo()
-            .search(
-                [
-                    ("connection_id", "=", False),
-                    ("connect_url", "!=", False),
-                    ("create_date", ">=", since),
-                ]
-            )
-        )
+        domain = [
+            ("connection_id", "=", False),
+            ("connect_url", "!=", False),
+            ("create_date", ">=", since),
+        ]
+        if hinted_only:
+            domain.append(("saltedge_connection_hint", "!=", False))
+        sessions = self.env["account.bank.connect.session"].sudo().search(domain)
         linked = self.browse()
         if not sessions:
             return linked

@@ -182,7 +182,7 @@ class AccountBankConnection(models.Model):
     def _cron_import_requested(self):
         """Triggered by Salt Edge's callbacks: link what a ``success`` callback named, then
         import only the connections a callback asked for."""
-        self._saltedge_link_unreturned()
+        self._saltedge_link_unreturned(hinted_only=True)
         connections = self.sudo().search([("import_requested", "=", True)])
         return self._import_each(connections, "callback")
 

@@ -161,6 +161,16 @@ class TestRealService(RealServiceMixin, BankConnectionCase):
         with self.assertRaisesRegex(Exception, "cancelled|not confirm|no connection"):
             self.finish_url(self.without_hints(url))
 
+    def test_only_the_hourly_import_searches_salt_edge_for_connects_without_a_hint(self):
+        self.connect_url(cancel_at="login")  # a cancelled connect: its session stays open
+        searches = len(self.sandbox_api_requests("GET", "/connections"))
+        # The requested import runs every few minutes: it takes hinted connects only.
+        self.Connection._cron_import_requested()
+        self.assertEqual(len(self.sandbox_api_requests("GET", "/connections")), searches)
+        self.Connection._cron_import_transactions()
+        self.assertEqual(len(self.sandbox_api_requests("GET", "/connections")), searches + 1)
+        self.assertFalse(self.Connection.search([]))
+
     def test_a_user_who_never_comes_back_is_connected_by_the_hourly_import(self):
         self.start()  # the user closes the tab at Salt Edge's last screen
         self.wait_for_fetches()
