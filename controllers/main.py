@@ -11,7 +11,7 @@ from odoo.http import request
 from ..models import const
 from ..models.account_bank_connect_session import ConnectStateError, ConnectStateUsed
 from ..models.utils import callback_id, commits_allowed
-from ..saltedge_client import SaltEdgeError, verify_callback_signature
+from ..saltedge_client import verify_callback_signature
 
 _logger = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class BankConnectionController(http.Controller):
                 {
                     "connection": connection,
                     "stage": connection._fetch_stage_sentence(),
+                    "count": session._imported_count(),
                     "page_url": self._session_url(session),
                     "import_url": self._session_url(session) + "/import",
                     "dashboard_url": "/odoo/accounting",
@@ -115,10 +116,7 @@ class BankConnectionController(http.Controller):
             )
         run = session.import_run_id
         # Salt Edge's callbacks may have imported some before the page did.
-        runs = connection.import_run_ids.filtered(
-            lambda each: each.date_start >= (session.used_at or session.create_date)
-        )
-        count = sum(runs.mapped("created_count"))
+        count = session._imported_count()
         message = request.env._(
             "%(bank)s is connected until %(date)s. %(count)s transactions imported.",
             bank=connection.name,
@@ -151,45 +149,53 @@ class BankConnectionController(http.Controller):
         methods=["POST"],
     )
     def connect_session_import(self, session_id, **kwargs):
-        """Called by the waiting page every few seconds. While Salt Edge still fetches
-        from the bank, answers what it is doing (``stage``, a sentence). Once the fetch
-        has finished, or after FIRST_FETCH_WAIT_SECONDS, runs the first import unless
-        another request runs it (a second tab, a refresh). Returns ``{"done": bool,
-        "stage": str}``; the page asks again until done, then shows the result."""
+        """Called by the waiting page every few seconds: each call imports a slice of the
+        first import (FIRST_SLICE_SECONDS of pages, committed page by page) unless another
+        request or the scheduled action is at it, so the first lines Salt Edge has are in
+        the journal within seconds, whatever the length of the history; the rest follows
+        in the background (see ``_saltedge_first_import_run``) and the page shows the count
+        growing. Done once everything Salt Edge has is in and its fetch has finished, or
+        after FIRST_FETCH_WAIT_SECONDS (the rest then keeps arriving by itself). Returns
+        ``{"done": bool, "stage": str, "count": int}``."""
         session = self._own_session(session_id)
         if not session:
             return {"done": False, "missing": True}
         if session.import_state == "done":
             return {"done": True}
         connection = session.connection_id.with_env(request.env).sudo()
+        previous = session.import_run_id
+        if previous and previous.state != "running" and not connection.resume_run_id:
+            # A run in the background (a callback's, the scheduled one) finished what the
+            # page's slices began.
+            session.write({"import_state": "done"})
+            return {"done": True}
         waited = fields.Datetime.now() - (session.used_at or session.create_date)
         patience_left = waited < timedelta(seconds=const.FIRST_FETCH_WAIT_SECONDS)
-        if connection.state == "connected" and patience_left:
-            try:
-                finished = connection._saltedge_fetch_progress()
-            except (SaltEdgeError, UserError) as error:
-                _logger.info("Bank connection %s: progress not read: %s", connection.id, error)
-                finished = False
-            if not finished:
-                request.env.cr.commit()  # pylint: disable=invalid-commit
-                return {"done": False, "stage": connection._fetch_stage_sentence()}
         if not session._claim_first_import():
-            return {"done": False, "stage": connection._fetch_stage_sentence()}
+            return self._waiting_answer(session, connection)
         # The claim must be seen by the other requests while this one imports.
         request.env.cr.commit()  # pylint: disable=invalid-commit
         run = session.connection_id.with_env(request.env)._saltedge_first_import_run(
-            commit=commits_allowed()
+            commit=commits_allowed(), seconds=const.FIRST_SLICE_SECONDS, keep_open=patience_left
         )
-        if not run and session.connection_id.state == "connected":
+        if not run and connection.state == "connected":
             # The scheduled import holds the connection: ask again in a moment.
             session.write({"import_state": "waiting"})
-            return {"done": False, "stage": connection._fetch_stage_sentence()}
-        if run and not run.fetch_finished and patience_left:
-            # Salt Edge began fetching again between two looks: wait for it.
-            session.write({"import_state": "waiting"})
-            return {"done": False, "stage": connection._fetch_stage_sentence()}
+            return self._waiting_answer(session, connection)
+        if run.state == "running":
+            # More pages to import, or Salt Edge is still fetching: go on at the next call.
+            session.write({"import_state": "waiting", "import_run_id": run.id})
+            return self._waiting_answer(session, connection)
         session.write({"import_state": "done", "import_run_id": run.id})
         return {"done": True}
+
+    @staticmethod
+    def _waiting_answer(session, connection):
+        return {
+            "done": False,
+            "stage": connection._fetch_stage_sentence(),
+            "count": session._imported_count(),
+        }
 
     @staticmethod
     def _callback_body(httprequest):

@@ -167,6 +167,27 @@ class AccountBankConnectSession(models.Model):
         self.invalidate_recordset(["import_state", "import_started_at"])
         return claimed
 
+    def _imported_count(self):
+        """Statement lines the imports of this session's connection created since the
+        return from the bank, whichever run made them (the page, a callback's import, the
+        scheduled action): runs write their counts page by page, so this grows while they
+        import."""
+        self.ensure_one()
+        connection = self.connection_id.sudo()
+        if not connection:
+            return 0
+        runs = (
+            self.env["account.bank.import.run"]
+            .sudo()
+            .search(
+                [
+                    ("connection_id", "=", connection.id),
+                    ("date_start", ">=", self.used_at or self.create_date),
+                ]
+            )
+        )
+        return sum(runs.mapped("created_count"))
+
     @api.autovacuum
     def _gc_old_sessions(self):
         """Sessions are only needed for the hour they are valid, keep a week for support."""

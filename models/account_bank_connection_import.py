@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,6 +67,17 @@ class ImportCounts:
             "pending_count": self.pending,
         }
 
+    @classmethod
+    def of_run(cls, run):
+        """The counts a run already holds (a run resumed after a slice)."""
+        return cls(
+            run.fetched_count,
+            run.created_count,
+            run.duplicate_count,
+            run.matched_count,
+            run.pending_count,
+        )
+
 
 class AccountBankConnection(models.Model):
     _inherit = "account.bank.connection"
@@ -92,6 +104,15 @@ class AccountBankConnection(models.Model):
     balance_mismatch_note = fields.Text(string="Balance difference", copy=False, readonly=True)
     import_run_ids = fields.One2many(
         "account.bank.import.run", "connection_id", string="Import history", readonly=True
+    )
+    resume_run_id = fields.Many2one(
+        "account.bank.import.run",
+        string="Run to resume",
+        copy=False,
+        readonly=True,
+        ondelete="set null",
+        help="A run that stopped after its time slice (the waiting page's first import): the "
+        "next run of this connection, scheduled or not, goes on with it from the cursors.",
     )
 
     # ------------------------------------------------------------------------------------
@@ -146,17 +167,28 @@ class AccountBankConnection(models.Model):
         Returns the number of statement lines created."""
         return self._saltedge_first_import_run().created_count
 
-    def _saltedge_first_import_run(self, commit=False):
+    def _saltedge_first_import_run(self, commit=False, seconds=None, keep_open=False):
         """The first import; returns its ``account.bank.import.run`` (empty when the
         connection is not connected or another run holds it). With ``commit`` (the waiting
         page's request) each page is committed like in the scheduled import, so the
-        request's memory does not grow with the consent's history."""
+        request's memory does not grow with the consent's history.
+
+        With ``seconds`` (the waiting page) it is a slice: pages are imported until the time
+        is up, then the run stays open (``resume_run_id``) and the requested-import
+        scheduled action is asked to go on in the background; the page's next request, or
+        any later run, resumes it from the cursors. The first lines are in the journal
+        within seconds whatever the length of the history. With ``keep_open`` the run also
+        stays open while Salt Edge is still fetching, so the waiting page's requests make
+        one run in the history, not one each."""
         self.ensure_one()
         if self.state != "connected":
             return self.env["account.bank.import.run"]
         # The connect itself just fetched the bank's data: no refresh needed now.
         self.sudo().last_refresh_request = fields.Datetime.now()
-        run, _error = self.sudo()._run_import("first", commit=commit)
+        deadline = time.monotonic() + seconds if seconds is not None else None
+        run, _error = self.sudo()._run_import(
+            "first", commit=commit, deadline=deadline, keep_open=keep_open
+        )
         return run
 
     def _import_transactions(self):
@@ -255,13 +287,18 @@ class AccountBankConnection(models.Model):
         if not self._lock_for_import():
             raise ImportHandedOver()
 
-    def _run_import(self, trigger, commit=False):
+    def _run_import(self, trigger, commit=False, deadline=None, keep_open=False):
         """Import every linked account of this connection, once at a time.
 
         Returns ``(run, error)``: the ``account.bank.import.run`` (empty when another run
         holds the connection, or it is not live) and the exception that stopped it, if
         any; the error is on the run, on ``last_error``, in the log and (once) on the
         chatter.
+
+        With ``deadline`` (a ``time.monotonic()`` value) the run stops between two pages
+        once it has passed, and stays open for the next run to resume (see
+        ``_saltedge_first_import_run``); with ``keep_open`` it also stays open when it
+        imported all Salt Edge has but Salt Edge's fetch is not finished.
         """
         self.ensure_one()
         Run = self.env["account.bank.import.run"].sudo()
@@ -274,13 +311,18 @@ class AccountBankConnection(models.Model):
             # Disconnected or expired since the run was planned; an expired one comes back
             # only through a reconnect, whose success callback asks for this import.
             return Run, None
-        counts = ImportCounts()
         error = refresh_error = None
+        stopped = False
         locked = True
-        # Committed with the first step: a run that dies on the way stays in the history.
-        run = Run.create({"connection_id": self.id, "trigger": trigger})
+        run = self.resume_run_id
+        if run and run.state == "running":
+            counts = ImportCounts.of_run(run)
+        else:
+            # Committed with the first step: a run that dies on the way stays in the history.
+            run = Run.create({"connection_id": self.id, "trigger": trigger})
+            counts = ImportCounts()
         try:
-            refresh_error = self._import_all(counts, commit, trigger)
+            refresh_error, stopped = self._import_all(counts, commit, trigger, run, deadline)
         except ImportHandedOver:
             locked = False
             _logger.info("Bank connection %s: another run took over between two pages.", self.id)
@@ -289,18 +331,31 @@ class AccountBankConnection(models.Model):
             if commit:
                 # The failed step was rolled back; the lock went with it.
                 locked = self._lock_for_import()
+        held = (
+            locked
+            and not error
+            and (stopped or (keep_open and self.state == "connected" and not self.fetch_finished))
+        )
         run.write(
             {
                 **counts.as_vals(),
                 "date_end": fields.Datetime.now(),
-                "state": "failed" if error else "done",
+                "state": "failed" if error else "running" if held else "done",
                 "fetch_finished": self.fetch_finished,
                 "error": self._import_error_text(error or refresh_error)
                 if error or refresh_error
                 else False,
             }
         )
-        if locked:
+        if held:
+            # Whichever run of this connection comes next resumes this one.
+            self.resume_run_id = run
+            if stopped:
+                # The rest follows in the background, page or no page.
+                self.import_requested = True
+                self._trigger_requested_import()
+        elif locked:
+            self.resume_run_id = False
             if error:
                 self._record_import_error(error)
             elif self.state == "connected":
@@ -321,10 +376,11 @@ class AccountBankConnection(models.Model):
             self.env.cr.commit()  # pylint: disable=invalid-commit
         return run, error
 
-    def _import_all(self, counts, commit, trigger):
+    def _import_all(self, counts, commit, trigger, run, deadline=None):
         """Confirm the connection with Salt Edge, then import every linked account.
-        Returns the error of a failed refresh (the run went on with what Salt Edge had),
-        else None.
+        Returns ``(refresh_error, stopped)``: the error of a failed refresh (the run went
+        on with what Salt Edge had) or None, and whether the ``deadline`` stopped the run
+        before the last page (then nothing is finished: the run is resumed later).
 
         Salt Edge fetches from the bank asynchronously: recent transactions first, older
         history minutes later, accounts that appear on the way. So every run reads the
@@ -338,7 +394,7 @@ class AccountBankConnection(models.Model):
         with self._import_step(commit):
             remote = self._saltedge_confirm(client)
             if self.state != "connected":
-                return None
+                return None, False
             refresh_error = self._request_refresh(client, trigger)
             if not self.fetch_finished:
                 # A refresh was just asked, or a fetch runs: where is it before the reading?
@@ -346,8 +402,12 @@ class AccountBankConnection(models.Model):
                 self._saltedge_note_fetch(remote)
             finished_before = self.fetch_finished
             self._saltedge_sync_accounts(client, journal=self._saltedge_started_from())
-        for account in self.account_ids.filtered("journal_id"):
-            account._import_pages(client, counts, commit)
+        for index, account in enumerate(self.account_ids.filtered("journal_id")):
+            # Each slice imports a page at least, however short its time.
+            if index and deadline is not None and time.monotonic() >= deadline:
+                return refresh_error, True
+            if account._import_pages(client, counts, commit, run, deadline):
+                return refresh_error, True
         attempt_id = (remote.get("last_attempt") or {}).get("id")
         openings = 0
         with self._import_step(commit):
@@ -357,7 +417,7 @@ class AccountBankConnection(models.Model):
             if not (finished_before and finished and same_attempt):
                 # Salt Edge is still fetching (or began again): balances are not final.
                 self.fetch_finished = False
-                return refresh_error
+                return refresh_error, False
             notes = []
             for account in self.account_ids.filtered("journal_id"):
                 openings += account._finish_first_sync()
@@ -366,7 +426,7 @@ class AccountBankConnection(models.Model):
                     notes.append(note)
             self._flag_balance_mismatch(notes)
         counts.created += openings
-        return refresh_error
+        return refresh_error, False
 
     def _saltedge_started_from(self):
         """The journal the last connect of this connection was started from: accounts that
@@ -549,12 +609,14 @@ class AccountBankConnectionAccount(models.Model):
         help="The line that makes the journal's balance the bank's on the first import.",
     )
 
-    def _import_pages(self, client, counts, commit):
+    def _import_pages(self, client, counts, commit, run, deadline=None):
         """Stream this account's posted transactions into its journal, page by page from
-        the cursor (from the consent's start the first time)."""
+        the cursor (from the consent's start the first time). Each page's step also writes
+        the run's counts, so a long run shows its progress (the waiting page's count).
+        Returns True when the ``deadline`` stopped it before the last page."""
         self.ensure_one()
         connection = self.connection_id
-        for items, _next_id in client.iter_transaction_pages(
+        for items, next_id in client.iter_transaction_pages(
             connection.saltedge_connection_id,
             self.saltedge_account_id,
             from_id=self.last_transaction_id or None,
@@ -564,10 +626,16 @@ class AccountBankConnectionAccount(models.Model):
             try:
                 with connection._import_step(commit):
                     self._import_page(items, page, {})
+                    total = ImportCounts(**vars(counts))
+                    total.add(page)
+                    run.write(total.as_vals())
             except ImportHandedOver:
                 counts.add(page)
                 raise
             counts.add(page)
+            if next_id and deadline is not None and time.monotonic() >= deadline:
+                return True
+        return False
 
     def _import_page(self, items, counts, currencies):
         """Create the lines of one page that the journal does not have yet, and move the

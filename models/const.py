@@ -62,6 +62,9 @@ STAGE_FINISH = "finish"
 # The waiting page shows Salt Edge's stages this long, then says the transactions keep
 # arriving by themselves (seconds).
 FIRST_FETCH_WAIT_SECONDS = 180
+# Each request of the waiting page imports pages for this long, then hands the rest to the
+# next request and to the requested-import scheduled action (seconds).
+FIRST_SLICE_SECONDS = 2
 
 # Error classes the user sees after a cancelled or failed connect, with a sentence each.
 # The sentences are translated where they are shown (see _connect_error_message).

@@ -17,10 +17,12 @@ from odoo.tests import tagged
 from ..models import const
 from ..saltedge_client import generate_key_pair
 from ..sandbox import complete_connect, signing
+from ..sandbox.providers import belgian_iban
 from .common import INSTANT_FETCH, KBC_SAVINGS, BankConnectionHttpCase
 
 # A successful connect or refresh: notify for six stages, then two identical successes.
 CALLBACKS_PER_SUCCESS = 8
+N_BANK = "fakebank_oauth_with_n_transactions_xf"
 
 
 @tagged("post_install", "-at_install")
@@ -99,6 +101,15 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.assertEqual(response.status_code, 200)
         return response.json()["result"]
 
+    def import_until_done(self, session_url, polls=100):
+        """The waiting page's script until the page is done (each request imports a slice
+        of the history); returns the last answer."""
+        for _poll in range(polls):
+            answer = self.import_from_the_waiting_page(session_url)
+            if answer.get("done"):
+                return answer
+        self.fail(f"the waiting page was not done after {polls} requests")
+
     def lines_of(self, journal):
         return self.env["account.bank.statement.line"].search([("journal_id", "=", journal.id)])
 
@@ -118,7 +129,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.assertEqual(connection.user_id, self.admin)
         self.assertEqual(self.kbc_journal.bank_connection_id, connection)
         self.assertFalse(self.lines_of(self.kbc_journal), "nothing imported before the page asks")
-        self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
+        self.assertEqual(self.import_until_done(session_url), {"done": True})
         self.env.invalidate_all()
         lines = self.lines_of(self.kbc_journal)
         self.assertTrue(lines)
@@ -131,6 +142,44 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.assertEqual((run.trigger, run.state), ("first", "done"))
         self.assertTrue(run.created_count)
         self.assertIn(f"{run.created_count} transactions imported", result.text)
+
+    def test_the_waiting_page_shows_the_first_lines_at_once_and_the_rest_in_the_background(self):
+        journal = self._bank_journal("Fake N", "FAKN", belgian_iban(954, 1000001))
+        url = self.bank_screens(
+            provider_code=N_BANK, journal=journal, account_ibans=[belgian_iban(954, 1000001)]
+        )
+        session_url = self.url_open(url, timeout=120).url
+        counts = []
+        # The page's requests get no time: a page each, however long the history.
+        with patch.object(const, "FIRST_SLICE_SECONDS", 0):
+            for _poll in range(2):
+                answer = self.import_from_the_waiting_page(session_url)
+                self.assertFalse(answer["done"])
+                counts.append(answer["count"])
+                self.env.invalidate_all()
+                self.assertEqual(len(self.lines_of(journal)), answer["count"])
+            self.assertEqual(counts[0], 100)
+            self.assertGreater(counts[1], counts[0])
+            page = self.url_open(session_url, timeout=60)
+            self.assertIn(f'data-count="{counts[1]}"', page.text)
+            # Nobody keeps the page open: the scheduled action brings the rest.
+            connection = self.Connection.search([])
+            self.assertTrue(connection.import_requested)
+            self.Connection._cron_import_requested()
+            self.env.flush_all()
+            self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
+        self.env.invalidate_all()
+        remote = connection._saltedge_client().list_transactions(
+            connection.saltedge_connection_id, connection.account_ids.saltedge_account_id
+        )
+        ids = sorted(str(transaction["id"]) for transaction in remote)
+        lines = self.lines_of(journal).filtered(
+            lambda line: not line.saltedge_transaction_id.startswith("opening:")
+        )
+        self.assertEqual(sorted(lines.mapped("saltedge_transaction_id")), ids)
+        self.assertEqual(len(connection.import_run_ids), 1, "one run, resumed")
+        result = self.url_open(session_url, timeout=60)
+        self.assertIn(f"{len(ids) + 1} transactions imported", result.text)
 
     def test_a_refresh_or_second_click_on_the_waiting_page_imports_once(self):
         url = self.bank_screens()
@@ -149,7 +198,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         # The first request finishes (here: given back), then one import for any number of asks.
         session.import_state = "waiting"
         self.env.flush_all()
-        self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
+        self.assertEqual(self.import_until_done(session_url), {"done": True})
         self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
         self.env.invalidate_all()
         self.assertEqual(len(session.connection_id.import_run_ids), 1)

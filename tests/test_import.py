@@ -474,6 +474,63 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertFalse(connection.balance_mismatch_note)
         self.assertEqual(len(self.messages_of(connection, "match the bank")), 1)
 
+    # --- the waiting page's slices ---------------------------------------------------
+
+    def test_a_slice_brings_the_first_page_and_leaves_the_rest_to_the_background(self):
+        connection = self.connected(N_BANK, journal=self.n_journal)
+        account = connection.account_ids
+        remote = self.remote_transactions(connection, account)
+        cron = self.env.ref("account_bank_connection.ir_cron_import_requested")
+        Trigger = self.env["ir.cron.trigger"]
+        triggers = Trigger.search_count([("cron_id", "=", cron.id)])
+        # No time at all: one page, never the whole history.
+        run = connection._saltedge_first_import_run(seconds=0)
+        self.assertEqual(
+            sorted(self.imported(self.n_journal).mapped("saltedge_transaction_id")),
+            sorted(str(t["id"]) for t in remote[:100]),
+        )
+        self.assertEqual((run.state, run.created_count, run.fetched_count), ("running", 100, 100))
+        self.assertEqual(connection.resume_run_id, run)
+        self.assertFalse(account.opening_line_id, "no opening line for part of the history")
+        # The rest follows in the background even if nobody keeps the page open.
+        self.assertTrue(connection.import_requested)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), triggers + 1)
+        self.Connection._cron_import_requested()
+        lines = self.imported(self.n_journal)
+        self.assertEqual(
+            sorted(lines.mapped("saltedge_transaction_id")), sorted(str(t["id"]) for t in remote)
+        )
+        # One run in the history, resumed and finished by the scheduled action.
+        self.assertEqual(self.runs_of(connection), run)
+        # Salt Edge's from_id is inclusive: the cursor's transaction comes again, a duplicate.
+        self.assertEqual(
+            (run.state, run.fetched_count - run.duplicate_count, run.created_count),
+            ("done", N_TRANSACTIONS, N_TRANSACTIONS + 1),
+        )
+        self.assertFalse(connection.resume_run_id)
+        self.assertFalse(connection.import_requested)
+        self.assertTrue(account.opening_line_id)
+        self.assertAlmostEqual(
+            self.journal_balance(self.n_journal), self.remote_balance(connection, account), places=2
+        )
+
+    def test_slices_resume_one_run_and_its_count_grows_until_all_is_in(self):
+        connection = self.connected(N_BANK, journal=self.n_journal)
+        counts = []
+        for _slice in range(10):
+            run = connection._saltedge_first_import_run(seconds=0, keep_open=True)
+            counts.append(run.created_count)
+            if run.state != "running":
+                break
+        # Three pages of at most 100 (the next page starts at the cursor's transaction,
+        # Salt Edge's from_id being inclusive), then the opening line with the last one.
+        self.assertEqual(len(counts), 3)
+        self.assertEqual(counts, sorted(set(counts)))
+        self.assertEqual((counts[0], counts[-1]), (100, N_TRANSACTIONS + 1))
+        self.assertEqual(self.runs_of(connection), run)
+        self.assertEqual(len(self.imported(self.n_journal)), N_TRANSACTIONS)
+        self.assertFalse(connection.resume_run_id)
+
     # --- failures ----------------------------------------------------------------------
 
     def test_a_failure_halfway_loses_nothing_and_the_rerun_doubles_nothing(self):
