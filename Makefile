@@ -16,7 +16,7 @@ help:
 	@echo "make i18n     refresh i18n/*.pot and the nl/fr .po files from the code"
 	@echo "make bench    time the import of N=10000 transactions against a bare create (make bench N=1000)"
 	@echo "make screenshots  make the README's pictures again (docs/screenshots/) from a throw-away demo"
-	@echo "make loadtest signed callbacks, RATE=200 a second for DURATION=10 s, to Odoo with WORKERS=4: all acknowledged, each applied once"
+	@echo "make loadtest CPU of a signed callback over a bare Odoo request, phases of RATE=200 a second for DURATION=10 s, REPEAT=2, WORKERS=4: ratio ≤ 2, each applied once"
 
 test:
 	@bash scripts/test.sh
