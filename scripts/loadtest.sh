@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# make loadtest [RATE=200] [DURATION=10] [WORKERS=4]: signed Salt Edge callbacks at a fixed
-# rate against Odoo's own HTTP server on loopback, for a fixed time, then checks that every
-# one was acknowledged and applied exactly once, and that a replay acts not at all. Prints
-# one JSON object as the last line (see scripts/loadtest.py).
+# make loadtest [RATE=200] [DURATION=10] [WORKERS=4] [REPEAT=2]: the CPU a signed Salt Edge
+# callback costs Odoo and PostgreSQL, as a ratio to a bare request of the same server that
+# reads no record (Odoo's /web/webclient/version_info), both measured in the same run against
+# the same running Odoo on loopback. Phases of RATE requests a second for DURATION seconds:
+# bare, then REPEAT times callbacks and bare, after one unmeasured second of each. Goal: the
+# ratio at most 2, and every callback acknowledged and applied exactly once, a replay acting
+# not at all. The rate served and the latencies are printed as information (they depend on
+# the machine's cores). Prints one JSON object as the last line (see scripts/loadtest.py).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 RATE=${RATE:-200}
 DURATION=${DURATION:-10}
 WORKERS=${WORKERS:-4}
+REPEAT=${REPEAT:-2}
 CONNECTIONS=${CONNECTIONS:-50}
-for value in "$RATE" "$DURATION" "$WORKERS" "$CONNECTIONS"; do
-    [[ "$value" =~ ^[0-9]+$ ]] || die "RATE, DURATION, WORKERS and CONNECTIONS are whole numbers, not '$value'."
+for value in "$RATE" "$DURATION" "$WORKERS" "$REPEAT" "$CONNECTIONS"; do
+    [[ "$value" =~ ^[0-9]+$ ]] || die "RATE, DURATION, WORKERS, REPEAT and CONNECTIONS are whole numbers, not '$value'."
 done
-[ "$RATE" -gt 0 ] && [ "$DURATION" -gt 0 ] && [ "$CONNECTIONS" -gt 0 ] \
-    || die "RATE, DURATION and CONNECTIONS must be positive."
+[ "$RATE" -gt 0 ] && [ "$DURATION" -gt 0 ] && [ "$REPEAT" -gt 0 ] && [ "$CONNECTIONS" -gt 0 ] \
+    || die "RATE, DURATION, REPEAT and CONNECTIONS must be positive."
 
 ensure_venv
 ensure_addons
@@ -42,8 +47,9 @@ HTTP_PORT=$(free_port)
 GEVENT_PORT=$(free_port)
 export LOADTEST_RESULTS="$WORK" LOADTEST_KEY="$WORK/saltedge_private.pem" \
     LOADTEST_CALLBACK_URL="http://127.0.0.1:$HTTP_PORT/account_bank_connection/saltedge/callback" \
+    LOADTEST_BARE_URL="http://127.0.0.1:$HTTP_PORT/web/webclient/version_info" \
     LOADTEST_RATE=$RATE LOADTEST_SECONDS=$DURATION LOADTEST_WORKERS=$WORKERS \
-    LOADTEST_CONNECTIONS=$CONNECTIONS
+    LOADTEST_REPEAT=$REPEAT LOADTEST_CONNECTIONS=$CONNECTIONS
 phase() {
     LOADTEST_PHASE=$1 odoo_script "$ROOT/scripts/loadtest.py" -c "$WORK/odoo.conf" -d "$DB" \
         --log-level=warn >"$WORK/$1.out" 2>"$WORK/$1.log" \
@@ -86,37 +92,14 @@ curl -fsS "http://127.0.0.1:$HTTP_PORT/web/health" >/dev/null 2>&1 \
     || { tail -n 40 "$WORK/odoo.log" >&2; die "Odoo did not answer on port $HTTP_PORT."; }
 export LOADTEST_ODOO_CONFIG="workers=$WORKERS max_cron_threads=0 log_level=info"
 
-# CPU seconds of Odoo's processes and of this database's PostgreSQL backends: the cost of
-# a callback, whatever else the machine is running at the time.
-declare -A CPU_START=()
-odoo_pids() {
-    local master
-    master=$(pgrep -P "$ODOO_PID" 2>/dev/null || true)
-    [ -n "$master" ] && { echo "$master"; pgrep -P "$master" 2>/dev/null || true; }
-}
-postgres_pids() {
-    pgrep -f "^postgres: [^ ]+ $DB " 2>/dev/null || true
-}
-cpu_ticks() {
-    awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-cpu_since_start() {
-    local pid total=0
-    for pid in $("$1"); do
-        total=$((total + $(cpu_ticks "$pid") - ${CPU_START[$pid]:-0}))
-    done
-    echo "scale=2; $total / $(getconf CLK_TCK)" | bc
-}
-for pid in $(odoo_pids) $(postgres_pids); do
-    CPU_START[$pid]=$(cpu_ticks "$pid")
-done
+# The CPU of Odoo's process tree (below $ODOO_PID) and of PostgreSQL's (below the
+# postmaster the set-up found) is read from /proc by the sender, around each phase.
+export LOADTEST_ODOO_PID=$ODOO_PID
 
-log "Sending $((RATE * DURATION)) signed callbacks, $RATE a second for $DURATION s, then a replay sample"
+log "Phases of $((RATE * DURATION)) requests, $RATE a second for $DURATION s: bare, then $REPEAT times callbacks and bare, then a replay sample"
 rc=0
 (cd "$ROOT" && PYTHONPATH="$ROOT:$PYTHONPATH" LOADTEST_PHASE=send python "$ROOT/scripts/loadtest.py") >"$WORK/send.out" || rc=$?
 cat "$WORK/send.out" >&2
-LOADTEST_SERVER_CPU="$(cpu_since_start odoo_pids) $(cpu_since_start postgres_pids)"
-export LOADTEST_SERVER_CPU
 [ "$rc" = 0 ] || { tail -n 40 "$WORK/odoo.log" >&2; die "The load generator failed."; }
 
 stop_odoo
