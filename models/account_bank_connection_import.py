@@ -36,6 +36,8 @@ _logger = logging.getLogger(__name__)
 OPENING_KEY = "opening:%s"
 IBAN_PATTERN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{8,30}$")
 ERROR_TEXT_LIMIT = 1000
+# The waiting page's first lines: this many are committed before the rest of the first page.
+FIRST_CHUNK = 20
 
 
 class ImportHandedOver(Exception):
@@ -621,18 +623,25 @@ class AccountBankConnectionAccount(models.Model):
             self.saltedge_account_id,
             from_id=self.last_transaction_id or None,
         ):
-            # A page's counts (and the currencies it found) count once the page is in.
-            page = ImportCounts()
-            try:
-                with connection._import_step(commit):
-                    self._import_page(items, page, {})
-                    total = ImportCounts(**vars(counts))
-                    total.add(page)
-                    run.write(total.as_vals())
-            except ImportHandedOver:
+            if deadline is not None and not counts.fetched:
+                # The very first page of a waiting page's import: its first lines are
+                # committed on their own, on screen at once.
+                chunks = [items[:FIRST_CHUNK], items[FIRST_CHUNK:]]
+            else:
+                chunks = [items]
+            for chunk in filter(None, chunks):
+                # A chunk's counts (and the currencies it found) count once it is in.
+                page = ImportCounts()
+                try:
+                    with connection._import_step(commit):
+                        self._import_page(chunk, page, {})
+                        total = ImportCounts(**vars(counts))
+                        total.add(page)
+                        run.write(total.as_vals())
+                except ImportHandedOver:
+                    counts.add(page)
+                    raise
                 counts.add(page)
-                raise
-            counts.add(page)
             if next_id and deadline is not None and time.monotonic() >= deadline:
                 return True
         return False
