@@ -317,7 +317,8 @@ class AccountBankConnection(models.Model):
         stopped = False
         locked = True
         run = self.resume_run_id
-        if run and run.state == "running":
+        resumed = bool(run) and run.state == "running"
+        if resumed:
             counts = ImportCounts.of_run(run)
         else:
             # Committed with the first step: a run that dies on the way stays in the history.
@@ -338,6 +339,10 @@ class AccountBankConnection(models.Model):
             and not error
             and (stopped or (keep_open and self.state == "connected" and not self.fetch_finished))
         )
+        if resumed and not locked and not error:
+            # Handed over between two pages: the run that took the lock goes on with this
+            # same run (still the one to resume) and writes it.
+            return run, None
         run.write(
             {
                 **counts.as_vals(),
