@@ -13,6 +13,7 @@ import base64
 import binascii
 import datetime
 import email.utils
+import functools
 import json
 import logging
 import random
@@ -225,6 +226,18 @@ def sign(private_key_pem, expires_at, method, url, body):
     return base64.b64encode(signature).decode("ascii")
 
 
+@functools.lru_cache(maxsize=4)
+def _public_key(public_key_pem):
+    """Salt Edge's public key parsed from its PEM (bytes), or None when it is no RSA public
+    key. Parsed once per process and PEM, not once per callback: the key is public, and a
+    new key in the settings is a new PEM, so a new entry."""
+    try:
+        key = serialization.load_pem_public_key(public_key_pem, backend=default_backend())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return key if isinstance(key, rsa.RSAPublicKey) else None
+
+
 def verify_callback_signature(public_key_pem, callback_url, raw_body, signature_b64):
     """Tell whether a callback's ``Signature`` header was made by Salt Edge.
 
@@ -236,14 +249,12 @@ def verify_callback_signature(public_key_pem, callback_url, raw_body, signature_
         return False
     try:
         signature = base64.b64decode(_to_bytes(signature_b64).strip(), validate=True)
-        key = serialization.load_pem_public_key(
-            _to_bytes(public_key_pem), backend=default_backend()
-        )
-        if not signature or not isinstance(key, rsa.RSAPublicKey):
+        key = _public_key(_to_bytes(public_key_pem))
+        if not signature or key is None:
             return False
         message = _to_bytes(callback_url) + b"|" + _to_bytes(raw_body)
         key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, ValueError, TypeError, binascii.Error, UnsupportedAlgorithm):
+    except (InvalidSignature, ValueError, TypeError, binascii.Error):
         return False
     return True
 

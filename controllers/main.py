@@ -291,6 +291,6 @@ class BankConnectionController(http.Controller):
             # Signed by Salt Edge but of a kind we do not use (v5's service, interactive):
             # acknowledged, so Salt Edge does not send it again, and recorded.
             result = "ignored"
-        claim.result = result
+        claim._record_result(result)
         _logger.info("Salt Edge %s callback for connection %s: %s", kind, remote_id, result)
         return request.make_json_response({"status": "ok"})

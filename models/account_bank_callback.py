@@ -10,7 +10,8 @@ class AccountBankCallback(models.Model):
     _description = "Salt Edge Callback"
     _order = "id desc"
 
-    fingerprint = fields.Char(required=True, readonly=True, index=True)
+    # Indexed by its unique constraint: a second index would only cost every insert.
+    fingerprint = fields.Char(required=True, readonly=True)
     kind = fields.Char(readonly=True)
     saltedge_connection_id = fields.Char(readonly=True)
     result = fields.Char(readonly=True)
@@ -35,6 +36,17 @@ class AccountBankCallback(models.Model):
         )
         row = self.env.cr.fetchone()
         return self.browse(row[0]) if row else self.browse()
+
+    def _record_result(self, result):
+        """Note what the handler did with the callback just claimed: one UPDATE of the row
+        ``_claim`` inserted in this transaction (its write date is that of its insert)."""
+        if not self:
+            return
+        self.env.cr.execute(
+            "UPDATE account_bank_callback SET result = %s WHERE id IN %s",
+            [result, tuple(self.ids)],
+        )
+        self.invalidate_recordset(["result"], flush=False)
 
     @api.autovacuum
     def _gc_old_callbacks(self):

@@ -8,6 +8,7 @@ consent ends exactly ``period_days`` (180 for the Belgian sandbox banks) after i
 
 import datetime
 import json
+from unittest.mock import patch
 
 import pytz
 
@@ -411,6 +412,73 @@ class TestConnectionFlow(BankConnectionCase):
         payload = {"data": {"connection_id": connection.saltedge_connection_id, "customer_id": "1"}}
         self.assertEqual(self.Connection._saltedge_handle_callback("destroy", payload), "unknown")
         self.assertEqual(connection.state, "connected")
+
+    def test_a_notify_reads_its_connection_once_and_writes_only_what_changes(self):
+        connection = self.connected()
+        # The ids the payload is built from, read before the queries are counted.
+        self.assertTrue(connection.saltedge_connection_id and connection.saltedge_customer_id)
+        self.env.flush_all()
+        with self.assertQueryCount(2):  # the connection's row, then its new stage
+            self.assertEqual(self.callback(connection, "notify", stage="fetch_recent"), "noted")
+        self.assertEqual(connection.last_stage, "fetch_recent")
+        self.assertFalse(connection.fetch_finished)
+        # The same stage again (Salt Edge sends a stage more than once): nothing to write,
+        # so nothing a concurrent callback of the same connection could collide with.
+        write_date = connection.write_date
+        with self.assertQueryCount(1):
+            self.assertEqual(self.callback(connection, "notify", stage="fetch_recent"), "noted")
+        self.assertEqual(connection.write_date, write_date)
+        self.assertEqual(self.callback(connection, "success", stage="finish"), "import queued")
+        self.assertEqual(connection.last_stage, "finish")
+        self.assertTrue(connection.import_requested)
+        self.assertTrue(connection.saltedge_seen_at)
+
+    def test_a_burst_of_callbacks_queues_a_trigger_each_and_wakes_the_cron_once(self):
+        cron = self.env.ref("account_bank_connection.ir_cron_import_requested")
+        Trigger = self.env["ir.cron.trigger"]
+        Trigger.search([("cron_id", "=", cron.id)]).unlink()
+        IrCron = type(self.env["ir.cron"])
+        spy = patch.object(IrCron, "_trigger", autospec=True, side_effect=IrCron._trigger)
+        with spy as trigger:
+            for _callback in range(3):
+                self.Connection._trigger_requested_import(callback=True)
+            # Not a callback's (the waiting page's slice): the cron workers are woken.
+            self.Connection._trigger_requested_import()
+        moments = [call.args[1] if len(call.args) > 1 else None for call in trigger.call_args_list]
+        triggers = Trigger.search([("cron_id", "=", cron.id)], order="id")
+        self.assertEqual(len(triggers), 4)
+        # The first is due now and wakes the cron workers (Odoo's NOTIFY); the next two
+        # find it due and are queued a second later, without another wake-up.
+        self.assertIsNone(moments[0])
+        for moment in moments[1:3]:
+            self.assertTrue(moment)
+            self.assertLessEqual(moment - triggers[0].call_at, datetime.timedelta(seconds=2))
+            self.assertGreater(moment, triggers[0].call_at - datetime.timedelta(seconds=1))
+        self.assertIsNone(moments[3])
+
+    def test_a_callback_signature_is_checked_with_the_key_in_the_settings_now(self):
+        from ..saltedge_client import generate_key_pair
+        from ..saltedge_client import verify_callback_signature as _signed_by_salt_edge
+        from ..sandbox import signing
+
+        url, body = "https://odoo.example/cb/notify", b'{"data": {}}'
+        keys = [generate_key_pair() for _pair in range(2)]
+        signatures = [
+            signing.sign(signing.load_private_key(private), signing.callback_message(url, body))
+            for private, _public in keys
+        ]
+        for _twice in range(2):  # the second time from the parsed key kept in memory
+            self.assertTrue(_signed_by_salt_edge(keys[0][1], url, body, signatures[0]))
+            self.assertFalse(_signed_by_salt_edge(keys[0][1], url, body, signatures[1]))
+        # A new key in the settings is another PEM text: the old key's signature is refused.
+        self.assertFalse(_signed_by_salt_edge(keys[1][1], url, body, signatures[0]))
+        self.assertTrue(_signed_by_salt_edge(keys[1][1], url, body, signatures[1]))
+        self.assertFalse(_signed_by_salt_edge(keys[1][1], url, body + b" ", signatures[1]))
+        self.assertFalse(_signed_by_salt_edge(keys[1][1], url + "x", body, signatures[1]))
+        for pem in ("", "not a key", keys[1][0]):  # nothing, garbage, a private key
+            self.assertFalse(_signed_by_salt_edge(pem, url, body, signatures[1]))
+        for signature in (None, "", "not base64!", "c2ln", " " + signatures[1] + "é"):
+            self.assertFalse(_signed_by_salt_edge(keys[1][1], url, body, signature))
 
     # --- who may do what -------------------------------------------------------------
 
