@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from ..odoo_series import Constraint
+
 
 class AccountBankConnectionAccount(models.Model):
     """A bank account as Salt Edge sees it through one connection."""
@@ -33,18 +35,14 @@ class AccountBankConnectionAccount(models.Model):
         help="The last Salt Edge transaction imported; the next import starts there.",
     )
 
-    _sql_constraints = [
-        (
-            "saltedge_account_unique",
-            "unique(connection_id, saltedge_account_id)",
-            "This Salt Edge account is already listed on the connection.",
-        ),
-        (
-            "journal_unique",
-            "unique(journal_id)",
-            "A journal can be linked to one online account only.",
-        ),
-    ]
+    _saltedge_account_unique = Constraint(
+        "unique(connection_id, saltedge_account_id)",
+        "This Salt Edge account is already listed on the connection.",
+    )
+    _journal_unique = Constraint(
+        "unique(journal_id)",
+        "A journal can be linked to one online account only.",
+    )
 
     @api.depends("name", "iban")
     def _compute_display_name(self):

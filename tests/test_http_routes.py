@@ -12,9 +12,11 @@ import socket
 from unittest.mock import patch
 from urllib.parse import urlparse
 
+from odoo import Command
 from odoo.tests import tagged
 
 from ..models import const
+from ..odoo_series import user_groups_field
 from ..saltedge_client import generate_key_pair
 from ..sandbox import complete_connect, signing
 from .common import INSTANT_FETCH, KBC_SAVINGS, BankConnectionHttpCase
@@ -174,7 +176,9 @@ class TestHttpRoutes(BankConnectionHttpCase):
                 "name": "Colleague",
                 "login": "colleague",
                 "password": "colleague-password",
-                "groups_id": [(6, 0, [self.env.ref("account.group_account_manager").id])],
+                user_groups_field(self.env): [
+                    Command.set([self.env.ref("account.group_account_manager").id])
+                ],
             }
         )
         self.env.flush_all()
