@@ -20,6 +20,8 @@ Odoo's own and can be inlined.
 - ``group_users``: the users who have a group, directly or through a group that implies
   it (``users`` on 18.0, which lists both; ``all_user_ids`` on 19.0, whose ``user_ids``
   lists only the direct ones).
+- ``field_is_readable``: whether the current user may read a field restricted to groups
+  (``Field.is_accessible`` on 18.0, ``BaseModel._has_field_access`` on 19.0).
 """
 
 from odoo import http, models
@@ -57,3 +59,11 @@ def group_users(group):
     if "all_user_ids" in group._fields:
         return group.all_user_ids
     return group.users
+
+
+def field_is_readable(model, name):
+    """Whether the user of ``model``'s environment may read its field ``name``."""
+    field = model._fields[name]
+    if hasattr(model, "_has_field_access"):
+        return model._has_field_access(field, "read")
+    return field.is_accessible(model.env)

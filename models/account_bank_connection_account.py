@@ -133,7 +133,6 @@ class AccountBankConnectionAccount(models.Model):
         vals = {
             "name": f"{self.connection_id.name} {self.iban or self.name}",
             "type": "bank",
-            "code": Journal.get_next_bank_cash_default_code("bank", company),
             "company_id": company.id,
         }
         if self.currency_id and self.currency_id != company.currency_id:
