@@ -860,10 +860,10 @@ class AccountBankConnection(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": self.env._("Journals"),
             "res_model": "account.journal",
             "view_mode": "list,form",
             "domain": [("id", "in", self.journal_ids.ids)],
+            "name": self.env._("Journals"),
         }
 
     @api.model
