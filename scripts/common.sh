@@ -78,6 +78,16 @@ check_odoo_series() {
     fi
 }
 
+# odoo_i18n_export CONF DB FILE: the module's terms into FILE (a .pot). Odoo 19 exports with
+# the i18n subcommand, which reads everything but the database from the configuration.
+odoo_i18n_export() {
+    if [ "$ODOO_VERSION" = 18.0 ]; then
+        odoo_bin -c "$1" -d "$2" --modules="$MODULE" --i18n-export="$3" --stop-after-init
+    else
+        python "${ODOO_CMD[@]}" i18n export -c "$1" -d "$2" -o "$3" "$MODULE"
+    fi
+}
+
 # The tree Odoo runs from (ODOO_HOME). A packaged build keeps every addon, Enterprise ones
 # included, in odoo/addons/, which Odoo always puts on its addons path; Enterprise modules
 # that auto-install on web, mail or account would then be installed with ours. Odoo runs
