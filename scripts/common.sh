@@ -72,9 +72,11 @@ check_odoo_series() {
         || die "$ODOO_SRC holds Odoo ${series:-of an unknown series}, not $ODOO_VERSION: point ODOO_SRC at an Odoo $ODOO_VERSION tree, or set ODOO_VERSION=${series:-...}."
     if [ "$ODOO_VERSION" = 18.0 ]; then
         WITHOUT_DEMO=(--without-demo=all)
+        WITH_DEMO=()
     else
         # Since 19.0 a new database has no demo data unless asked, and the option is a flag.
         WITHOUT_DEMO=(--without-demo)
+        WITH_DEMO=(--with-demo)
     fi
 }
 
