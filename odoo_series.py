@@ -8,10 +8,10 @@ keeps 19.0's ways. When 18.0 support ends, each name below becomes a plain alias
 Odoo's own and can be inlined.
 
 - ``Constraint``: a database constraint declared as a model class attribute, the 19.0
-  way (``_name = Constraint("unique(a, b)", "message")``). On 18.0, which reads
+  way (``_key = Constraint("unique(a, b)", "message")``). On 18.0, which reads
   ``_sql_constraints`` instead (19.0 ignores that list with a warning), the same
   declaration is added to the class's ``_sql_constraints``. Either way the constraint
-  in the database is named ``<table>_<name>`` and its message is reflected into
+  in the database is named ``<table>_<key>`` and its message is reflected into
   ``ir.model.constraint``, where it is translated.
 - ``JSON_ROUTE_TYPE``: the ``type`` of an ``http.route`` answering JSON-RPC
   (``json`` on 18.0, ``jsonrpc`` on 19.0, which warns on ``json``).
