@@ -22,9 +22,22 @@ Odoo's own and can be inlined.
   lists only the direct ones).
 - ``field_is_readable``: whether the current user may read a field restricted to groups
   (``Field.is_accessible`` on 18.0, ``BaseModel._has_field_access`` on 19.0).
+- ``serve_http_requests_throughout`` and ``holding_http_requests``, for HTTP tests: Odoo
+  18.0's test server answers any request at any moment (``registry.test_lock`` holds
+  them back); 19.0's answers only requests carrying the test's cookie, and only inside
+  ``HttpCase.allow_requests()``. Salt Edge's callbacks come from the sandbox's threads,
+  without a cookie, at moments the test does not choose.
+- ``thread_runs_a_test``: whether a commit now would end the test's transaction. Odoo
+  18.0's runner and pytest-odoo mark the test's thread (``testing``); Odoo 19.0's runner
+  only sets ``odoo.modules.module.current_test``, for every thread, so there the test's
+  own thread is the one not answering an HTTP request.
 """
 
+import contextlib
+import threading
+
 from odoo import http, models
+from odoo.modules import module as odoo_module
 
 # The dispatcher of JSON-RPC requests names its own route type on every series.
 JSON_ROUTE_TYPE = http.JsonRPCDispatcher.routing_type
@@ -67,3 +80,42 @@ def field_is_readable(model, name):
     if hasattr(model, "_has_field_access"):
         return model._has_field_access(field, "read")
     return field.is_accessible(model.env)
+
+
+def _serve_http_requests(case):
+    stack = contextlib.ExitStack()
+    stack.enter_context(type(case).allow_requests(case, all_requests=True))
+    return stack
+
+
+def serve_http_requests_throughout(case):
+    """Let the HTTP server of the test ``case`` answer every request, from anyone, until
+    the test ends (called from ``setUp``). Nothing to do on 18.0."""
+    if not hasattr(case, "allow_requests"):
+        return
+    case._series_serving = _serve_http_requests(case)
+    case.addCleanup(lambda: case._series_serving.close())
+    # Odoo's helpers (url_open, browser_js) would release the test's lock a second time.
+    case.allow_requests = lambda browser=None, all_requests=False: contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def holding_http_requests(case):
+    """Requests wait while the body runs (their cursor is the test's), as a real request
+    waits for the end of the transaction that holds its rows."""
+    if hasattr(case.registry, "test_lock"):
+        with case.registry.test_lock:
+            yield
+        return
+    case._series_serving.close()
+    try:
+        yield
+    finally:
+        case._series_serving = _serve_http_requests(case)
+
+
+def thread_runs_a_test():
+    """Whether the current thread runs a test, whose transaction a commit would end."""
+    if getattr(threading.current_thread(), "testing", False):
+        return True
+    return bool(odoo_module.current_test) and not http.request

@@ -16,7 +16,7 @@ from odoo import Command
 from odoo.tests import tagged
 
 from ..models import const
-from ..odoo_series import user_groups_field
+from ..odoo_series import holding_http_requests, user_groups_field
 from ..saltedge_client import generate_key_pair
 from ..sandbox import complete_connect, signing
 from .common import INSTANT_FETCH, KBC_SAVINGS, BankConnectionHttpCase
@@ -312,7 +312,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         # As the button does: DELETE at Salt Edge, which calls back with destroy. The
         # test cursor's lock makes the callback wait until the disconnect is written, as
         # the end of the button's transaction would.
-        with self.registry.test_lock:
+        with holding_http_requests(self):
             connection.action_disconnect()
             self.env.flush_all()
         sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 1)
