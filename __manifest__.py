@@ -2,7 +2,7 @@
     "name": "Bank Connections (Salt Edge)",
     "summary": "Connect bank accounts through Salt Edge open banking, import their "
     "transactions and renew the consent in time",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "Accounting/Accounting",
     "author": "account_bank_connection contributors",
     "website": "https://github.com/account-bank-connection/account_bank_connection",

@@ -11,6 +11,7 @@ from odoo.http import request
 from ..models import const
 from ..models.account_bank_connect_session import ConnectStateError, ConnectStateUsed
 from ..models.utils import callback_id, commits_allowed
+from ..odoo_series import JSON_ROUTE_TYPE
 from ..saltedge_client import verify_callback_signature
 
 _logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class BankConnectionController(http.Controller):
 
     @http.route(
         const.SESSION_ROUTE + "/<int:session_id>/import",
-        type="json",
+        type=JSON_ROUTE_TYPE,
         auth="user",
         methods=["POST"],
     )

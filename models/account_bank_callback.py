@@ -2,6 +2,8 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 
+from ..odoo_series import Constraint
+
 
 class AccountBankCallback(models.Model):
     """Salt Edge callbacks already applied, so the same callback twice acts once."""
@@ -16,9 +18,10 @@ class AccountBankCallback(models.Model):
     saltedge_connection_id = fields.Char(readonly=True)
     result = fields.Char(readonly=True)
 
-    _sql_constraints = [
-        ("fingerprint_unique", "unique(fingerprint)", "This callback was already received."),
-    ]
+    _fingerprint_unique = Constraint(
+        "unique(fingerprint)",
+        "This callback was already received.",
+    )
 
     @api.model
     def _claim(self, fingerprint, kind, remote_id):

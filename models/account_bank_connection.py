@@ -8,6 +8,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools.misc import format_date
 
+from ..odoo_series import Constraint, group_users
 from ..saltedge_client import SaltEdgeClient, SaltEdgeError
 from ..saltedge_errors import RETRY_LATER, meaning_of
 from . import const
@@ -115,13 +116,10 @@ class AccountBankConnection(models.Model):
     journal_count = fields.Integer(compute="_compute_journal_count")
     days_left = fields.Integer(compute="_compute_days_left")
 
-    _sql_constraints = [
-        (
-            "saltedge_connection_unique",
-            "unique(company_id, saltedge_connection_id)",
-            "This Salt Edge connection is already linked to this company.",
-        ),
-    ]
+    _saltedge_connection_unique = Constraint(
+        "unique(company_id, saltedge_connection_id)",
+        "This Salt Edge connection is already linked to this company.",
+    )
 
     # Set by the module from Salt Edge's answers, never by hand: a Salt Edge id written by
     # a user could point the import, the consent check or a revoke at another company's
@@ -792,7 +790,7 @@ class AccountBankConnection(models.Model):
         administrators with access to its company. Asked at the moment of use (a reminder,
         an activity), never remembered."""
         self.ensure_one()
-        managers = self.env.ref("account.group_account_manager").sudo().users
+        managers = group_users(self.env.ref("account.group_account_manager").sudo())
         return managers.filtered(
             lambda user: user.active and not user.share and self.company_id in user.company_ids
         )
@@ -862,10 +860,10 @@ class AccountBankConnection(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": self.env._("Journals"),
             "res_model": "account.journal",
             "view_mode": "list,form",
             "domain": [("id", "in", self.journal_ids.ids)],
+            "name": self.env._("Journals"),
         }
 
     @api.model

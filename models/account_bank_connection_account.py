@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from ..odoo_series import Constraint
+
 
 class AccountBankConnectionAccount(models.Model):
     """A bank account as Salt Edge sees it through one connection."""
@@ -33,18 +35,14 @@ class AccountBankConnectionAccount(models.Model):
         help="The last Salt Edge transaction imported; the next import starts there.",
     )
 
-    _sql_constraints = [
-        (
-            "saltedge_account_unique",
-            "unique(connection_id, saltedge_account_id)",
-            "This Salt Edge account is already listed on the connection.",
-        ),
-        (
-            "journal_unique",
-            "unique(journal_id)",
-            "A journal can be linked to one online account only.",
-        ),
-    ]
+    _saltedge_account_unique = Constraint(
+        "unique(connection_id, saltedge_account_id)",
+        "This Salt Edge account is already listed on the connection.",
+    )
+    _journal_unique = Constraint(
+        "unique(journal_id)",
+        "A journal can be linked to one online account only.",
+    )
 
     @api.depends("name", "iban")
     def _compute_display_name(self):
@@ -135,7 +133,6 @@ class AccountBankConnectionAccount(models.Model):
         vals = {
             "name": f"{self.connection_id.name} {self.iban or self.name}",
             "type": "bank",
-            "code": Journal.get_next_bank_cash_default_code("bank", company),
             "company_id": company.id,
         }
         if self.currency_id and self.currency_id != company.currency_id:

@@ -6,6 +6,7 @@ import psycopg2
 from odoo import Command, api, fields, models
 from odoo.tools import SQL, create_index, mute_logger, split_every
 
+from ..odoo_series import group_users
 from . import const
 from .utils import commits_allowed, parse_reminder_days
 
@@ -53,7 +54,7 @@ class AccountBankConnection(models.Model):
 
     @api.depends("user_id", "company_id")
     def _compute_reminder_partner_ids(self):
-        managers = self.env.ref("account.group_account_manager").users.filtered(
+        managers = group_users(self.env.ref("account.group_account_manager")).filtered(
             lambda user: not user.share
         )
         managers_by_company = {}

@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from ..odoo_series import Constraint
 from . import const
 
 # The credentials kept here, by their old parameter names.
@@ -22,7 +23,10 @@ class AccountBankCredential(models.Model):
     key = fields.Char(required=True, index=True)
     value = fields.Text()
 
-    _sql_constraints = [("key_unique", "unique(key)", "A credential is stored once.")]
+    _key_unique = Constraint(
+        "unique(key)",
+        "A credential is stored once.",
+    )
 
     def init(self):
         """Databases that kept the credentials as system parameters move them here."""

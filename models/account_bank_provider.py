@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 
+from ..odoo_series import Constraint
 from . import const
 
 
@@ -21,9 +22,10 @@ class AccountBankProvider(models.Model):
     is_sandbox = fields.Boolean()
     fetched_at = fields.Datetime(required=True)
 
-    _sql_constraints = [
-        ("code_unique", "unique(code)", "A provider code is listed once."),
-    ]
+    _code_unique = Constraint(
+        "unique(code)",
+        "A provider code is listed once.",
+    )
 
     @api.model
     def _refresh_country(self, country_code, include_sandboxes=False, force=False):

@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 
+from ..odoo_series import Constraint
 from . import const
 
 
@@ -58,13 +59,10 @@ class AccountBankReminder(models.Model):
     days_left = fields.Integer(readonly=True)
     partner_ids = fields.Many2many("res.partner", string="Recipients", readonly=True)
 
-    _sql_constraints = [
-        (
-            "threshold_once_per_consent",
-            "unique(connection_id, consent_id, threshold)",
-            "This reminder was already recorded for this consent.",
-        ),
-    ]
+    _threshold_once_per_consent = Constraint(
+        "unique(connection_id, consent_id, threshold)",
+        "This reminder was already recorded for this consent.",
+    )
 
     @api.depends("threshold")
     def _compute_kind(self):

@@ -1,5 +1,7 @@
 from odoo import fields, models
 
+from ..odoo_series import Constraint
+
 
 class AccountBankStatementLine(models.Model):
     _inherit = "account.bank.statement.line"
@@ -31,10 +33,7 @@ class AccountBankStatementLine(models.Model):
         )
         return result
 
-    _sql_constraints = [
-        (
-            "saltedge_transaction_unique",
-            "unique(journal_id, saltedge_transaction_id)",
-            "This bank transaction was already imported in this journal.",
-        ),
-    ]
+    _saltedge_transaction_unique = Constraint(
+        "unique(journal_id, saltedge_transaction_id)",
+        "This bank transaction was already imported in this journal.",
+    )

@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..odoo_series import field_is_readable
 from . import const
 from .utils import parse_reminder_days
 
@@ -85,7 +86,7 @@ class ResConfigSettings(models.TransientModel):
         readable = [
             name
             for name in fields_list
-            if name not in self._fields or self._fields[name].is_accessible(self.env)
+            if name not in self._fields or field_is_readable(self, name)
         ]
         return super().default_get(readable)
 

@@ -1,12 +1,12 @@
 """Small pure helpers of the models, usable without a database."""
 
-import threading
+from ..odoo_series import thread_runs_a_test
 
 
 def commits_allowed():
-    """Whether a scheduled action may commit its progress. Tests (pytest-odoo and Odoo's
-    runner alike) mark their thread: a commit there would break the test's transaction."""
-    return not getattr(threading.current_thread(), "testing", False)
+    """Whether a scheduled action may commit its progress: not in a test's own thread,
+    where a commit would break the test's transaction."""
+    return not thread_runs_a_test()
 
 
 def parse_reminder_days(text):

@@ -8,8 +8,17 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODULE=account_bank_connection
 CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
 CACHE_DIR=${ABC_CACHE_DIR:-$CACHE_HOME/$MODULE}
-ODOO_SRC=${ODOO_SRC:-$CACHE_HOME/odoo-src/18.0}
-ODOO_ARCHIVE_URL=${ODOO_ARCHIVE_URL:-https://github.com/odoo/odoo/archive/refs/heads/18.0.tar.gz}
+# The Odoo series to run on: 18.0 (the default) or 19.0. Each has its own source tree,
+# virtualenv and database names.
+ODOO_VERSION=${ODOO_VERSION:-18.0}
+case "$ODOO_VERSION" in
+    18.0 | 19.0) ;;
+    *) printf '[%s] ODOO_VERSION=%s is not supported: use 18.0 or 19.0.\n' "$MODULE" "$ODOO_VERSION" >&2; exit 1 ;;
+esac
+# Database names and logs of 18.0 stay as they always were; other series carry a suffix.
+if [ "$ODOO_VERSION" = 18.0 ]; then SERIES_SUFFIX=; else SERIES_SUFFIX=_${ODOO_VERSION%%.*}; fi
+ODOO_SRC=${ODOO_SRC:-$CACHE_HOME/odoo-src/$ODOO_VERSION}
+ODOO_ARCHIVE_URL=${ODOO_ARCHIVE_URL:-https://github.com/odoo/odoo/archive/refs/heads/$ODOO_VERSION.tar.gz}
 PYTHON=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 mkdir -p "$CACHE_DIR"
@@ -18,22 +27,106 @@ log() { printf '\033[1m[%s]\033[0m %s\n' "$MODULE" "$*" >&2; }
 die() { printf '\033[31m[%s] %s\033[0m\n' "$MODULE" "$*" >&2; exit 1; }
 
 # --- Odoo source ------------------------------------------------------------------
+# Two layouts are accepted: the GitHub repository (odoo-bin, addons/, odoo/addons/) and a
+# packaged build (the odoo package at the top, every addon in odoo/addons/, no odoo-bin).
+odoo_tree_layout() {
+    if [ -f "$1/odoo-bin" ] && [ -d "$1/addons" ]; then
+        echo source
+    elif [ -f "$1/odoo/release.py" ] && [ -d "$1/odoo/addons/base" ] && [ -f "$1/requirements.txt" ]; then
+        echo package
+    fi
+}
+
+# The series of a tree, from its odoo/release.py ("18.0").
+odoo_tree_series() {
+    sed -nE 's/^version_info = \(([0-9]+), ([0-9]+),.*/\1.\2/p' "$1/odoo/release.py"
+}
+
 ensure_odoo_src() {
-    if [ -f "$ODOO_SRC/odoo-bin" ]; then
+    ODOO_LAYOUT=$(odoo_tree_layout "$ODOO_SRC")
+    if [ -n "$ODOO_LAYOUT" ]; then
+        check_odoo_series
         return
     fi
-    log "No Odoo 18.0 tree at $ODOO_SRC: downloading the official 18.0 source archive"
+    log "No Odoo $ODOO_VERSION tree at $ODOO_SRC: downloading the official $ODOO_VERSION source archive"
     local tmp
     tmp=$(mktemp -d)
     if curl -fsSL --connect-timeout 15 --max-time 900 "$ODOO_ARCHIVE_URL" -o "$tmp/odoo.tar.gz" \
         && mkdir -p "$ODOO_SRC" \
         && tar -xzf "$tmp/odoo.tar.gz" -C "$ODOO_SRC" --strip-components=1; then
         rm -rf "$tmp"
-        [ -f "$ODOO_SRC/odoo-bin" ] || die "The download did not contain odoo-bin."
+        ODOO_LAYOUT=$(odoo_tree_layout "$ODOO_SRC")
+        [ -n "$ODOO_LAYOUT" ] || die "The download did not contain an Odoo tree (odoo-bin or the odoo package)."
+        check_odoo_series
         return
     fi
     rm -rf "$tmp"
-    die "Could not find or download Odoo 18.0. Put an Odoo 18.0 source tree (the folder that holds odoo-bin) somewhere and run: export ODOO_SRC=/path/to/odoo-18.0   (or unpack it into $CACHE_HOME/odoo-src/18.0)"
+    die "Could not find or download Odoo $ODOO_VERSION. Put an Odoo $ODOO_VERSION tree somewhere (the folder that holds odoo-bin, or a packaged build with the odoo package and requirements.txt at its top) and run: export ODOO_SRC=/path/to/odoo-$ODOO_VERSION   (or unpack it into $CACHE_HOME/odoo-src/$ODOO_VERSION)"
+}
+
+# The tree must be of the series asked for; what the command line says differs by series.
+check_odoo_series() {
+    local series
+    series=$(odoo_tree_series "$ODOO_SRC")
+    [ "$series" = "$ODOO_VERSION" ] \
+        || die "$ODOO_SRC holds Odoo ${series:-of an unknown series}, not $ODOO_VERSION: point ODOO_SRC at an Odoo $ODOO_VERSION tree, or set ODOO_VERSION=${series:-...}."
+    if [ "$ODOO_VERSION" = 18.0 ]; then
+        WITHOUT_DEMO=(--without-demo=all)
+        WITH_DEMO=()
+    else
+        # Since 19.0 a new database has no demo data unless asked, and the option is a flag.
+        WITHOUT_DEMO=(--without-demo)
+        WITH_DEMO=(--with-demo)
+    fi
+}
+
+# odoo_i18n_export CONF DB FILE: the module's terms into FILE (a .pot). Odoo 19 exports with
+# the i18n subcommand, which reads everything but the database from the configuration.
+odoo_i18n_export() {
+    if [ "$ODOO_VERSION" = 18.0 ]; then
+        odoo_bin -c "$1" -d "$2" --modules="$MODULE" --i18n-export="$3" --stop-after-init
+    else
+        python "${ODOO_CMD[@]}" i18n export -c "$1" -d "$2" -o "$3" "$MODULE"
+    fi
+}
+
+# The tree Odoo runs from (ODOO_HOME). A packaged build keeps every addon, Enterprise ones
+# included, in odoo/addons/, which Odoo always puts on its addons path; Enterprise modules
+# that auto-install on web, mail or account would then be installed with ours. Odoo runs
+# instead from a copy made of hard links (no disk space, seconds) that holds only the
+# Community modules (an Enterprise manifest says license OEEL-1 or OPL-1).
+ensure_odoo_home() {
+    if [ "$ODOO_LAYOUT" = source ]; then
+        ODOO_HOME=$ODOO_SRC
+        ODOO_CMD=("$ODOO_HOME/odoo-bin")
+        ODOO_ADDONS_PATH="$ODOO_HOME/addons,$ODOO_HOME/odoo/addons"
+        return
+    fi
+    local src key
+    src=$(cd "$ODOO_SRC" && pwd -P)
+    key=$( { echo "$src"; stat -c '%Y' "$src/odoo" "$src/odoo/addons"; echo "community 2"; } | sha256sum | cut -c1-16)
+    ODOO_HOME="$CACHE_DIR/odoo-community-$key"
+    if [ ! -f "$ODOO_HOME/.complete" ]; then
+        log "Making a Community-only view of $ODOO_SRC in $ODOO_HOME (once)"
+        rm -rf "$ODOO_HOME"
+        mkdir -p "$ODOO_HOME/odoo/addons"
+        local entry
+        for entry in "$src"/*; do
+            [ "$(basename "$entry")" = odoo ] || ln -s "$entry" "$ODOO_HOME/"
+        done
+        for entry in "$src"/odoo/*; do
+            [ "$(basename "$entry")" = addons ] && continue
+            cp -al "$entry" "$ODOO_HOME/odoo/" 2>/dev/null || cp -a "$entry" "$ODOO_HOME/odoo/"
+        done
+        "$PYTHON" "$ROOT/scripts/community_addons.py" "$src/odoo/addons" | while read -r entry; do
+            cp -al "$src/odoo/addons/$entry" "$ODOO_HOME/odoo/addons/" 2>/dev/null \
+                || cp -a "$src/odoo/addons/$entry" "$ODOO_HOME/odoo/addons/"
+        done
+        [ -d "$ODOO_HOME/odoo/addons/account" ] || die "No Community account module in $ODOO_SRC/odoo/addons."
+        touch "$ODOO_HOME/.complete"
+    fi
+    ODOO_CMD=(-m odoo)
+    ODOO_ADDONS_PATH="$ODOO_HOME/odoo/addons"
 }
 
 # pip, without the noise of the machine's unused local package folders.
@@ -81,7 +174,8 @@ ensure_venv() {
         touch "$VENV/.complete"
     fi
     export PATH="$VENV/bin:$PATH"
-    export PYTHONPATH="$ODOO_SRC${PYTHONPATH:+:$PYTHONPATH}"
+    ensure_odoo_home
+    export PYTHONPATH="$ODOO_HOME${PYTHONPATH:+:$PYTHONPATH}"
 }
 
 # --- addons path --------------------------------------------------------------------
@@ -90,7 +184,7 @@ ensure_venv() {
 ensure_addons() {
     ADDONS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/abc-addons.XXXXXX")
     ln -s "$ROOT" "$ADDONS_DIR/$MODULE"
-    ADDONS_PATH="$ODOO_SRC/addons,$ODOO_SRC/odoo/addons,$ADDONS_DIR"
+    ADDONS_PATH="$ODOO_ADDONS_PATH,$ADDONS_DIR"
     CLEANUP+=("rm -rf '$ADDONS_DIR'")
 }
 
@@ -197,7 +291,7 @@ odoo_script() {
 odoo_bin() {
     local sub=()
     case "${1:-}" in -*|"") ;; *) sub=("$1"); shift ;; esac
-    python "$ODOO_SRC/odoo-bin" "${sub[@]}" --addons-path="$ADDONS_PATH" "${DB_ARGS[@]}" "$@"
+    python "${ODOO_CMD[@]}" "${sub[@]}" --addons-path="$ADDONS_PATH" "${DB_ARGS[@]}" "$@"
 }
 
 # --- Chromium for the browser tests ---------------------------------------------------
@@ -229,6 +323,7 @@ write_odoo_conf() {
         echo "db_password = ${PGPASSWORD:-}"
         echo "list_db = False"
         echo "max_cron_threads = 0"
+        echo "http_interface = ${ODOO_HTTP_INTERFACE:-127.0.0.1}"
     } >"$1"
 }
 
@@ -240,15 +335,25 @@ install_fresh_db() {
     log "Installing $MODULE into a fresh database $db"
     dropdb --if-exists "$db" >/dev/null 2>&1 || true
     CLEANUP+=("dropdb --if-exists '$db' >/dev/null 2>&1")
-    odoo_bin -c "$conf" -d "$db" -i "$MODULE" --without-demo=all \
+    odoo_bin -c "$conf" -d "$db" -i "$MODULE" "${WITHOUT_DEMO[@]}" \
         --stop-after-init --log-level=warn >"$install_log" 2>&1 \
         || { tail -n 40 "$install_log" >&2; die "The module did not install."; }
 }
 
+# A record is its first line and the lines that follow it (a view warning names the view
+# and its file only there).
 check_install_log() {
     local bad
-    bad=$(grep -E '^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|WARNING|CRITICAL) ' "$1" \
-        | grep -E "$MODULE|account\.bank\.connection|bank_connect" || true)
+    bad=$(awk -v pattern="$MODULE|account\\.bank\\.|bank_connect" '
+        function flush() { if (record != "" && bad_level && record ~ pattern) print record }
+        /^[0-9-]+ [0-9:,]+ [0-9]+ / {
+            flush()
+            record = $0
+            bad_level = ($4 == "ERROR" || $4 == "WARNING" || $4 == "CRITICAL")
+            next
+        }
+        { record = record "\n" $0 }
+        END { flush() }' "$1")
     if [ -n "$bad" ]; then
         printf '%s\n' "$bad" >&2
         die "The install log has errors or warnings from $MODULE."

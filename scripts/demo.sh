@@ -42,7 +42,7 @@ start_sandbox() {
 
 # base first, then a Belgian company, then accounting: Odoo picks the Belgian localisation.
 create_demo_db() {
-    odoo_bin -c "$DEMO_DIR/odoo.conf" -d "$DB" -i base --stop-after-init \
+    odoo_bin -c "$DEMO_DIR/odoo.conf" -d "$DB" -i base "${WITH_DEMO[@]}" --stop-after-init \
         && odoo_script "$ROOT/scripts/demo_company.py" -c "$DEMO_DIR/odoo.conf" -d "$DB" \
         && odoo_bin -c "$DEMO_DIR/odoo.conf" -d "$DB" -i "l10n_be,$MODULE" --stop-after-init
 }

@@ -10,9 +10,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/abc-i18n.XXXXXX")
 CLEANUP+=("rm -rf '$WORK'")
 DB=abc_i18n_$$
 write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
-odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" --without-demo=all --stop-after-init \
+odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" "${WITHOUT_DEMO[@]}" --stop-after-init \
     >"$WORK/install.log" 2>&1 || { tail -n 40 "$WORK/install.log" >&2; die "Install failed."; }
-odoo_bin -c "$WORK/odoo.conf" -d "$DB" --modules="$MODULE" \
-    --i18n-export="$ROOT/i18n/$MODULE.pot" --stop-after-init >"$WORK/export.log" 2>&1 \
+odoo_i18n_export "$WORK/odoo.conf" "$DB" "$ROOT/i18n/$MODULE.pot" >"$WORK/export.log" 2>&1 \
     || { tail -n 40 "$WORK/export.log" >&2; die "Export failed."; }
 python "$ROOT/scripts/i18n_merge.py" "$ROOT/i18n/$MODULE.pot" "$ROOT/i18n/nl.po" "$ROOT/i18n/fr.po"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test: a fresh database on a private PostgreSQL, the module installed with a clean
 # log, the tests through pytest-odoo, then the browser tests through Odoo's own runner.
+# Odoo 18.0 unless ODOO_VERSION says otherwise (ODOO_VERSION=19.0 make test).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ensure_venv
@@ -9,10 +10,10 @@ ensure_postgres
 ensure_chromium
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/abc-test.XXXXXX")
-LOGS="$CACHE_DIR/last-test-logs"
+LOGS="$CACHE_DIR/last-test-logs$SERIES_SUFFIX"
 # The logs of the last run stay in the cache for a look after a failure.
 CLEANUP+=("rm -rf '$LOGS'; mkdir -p '$LOGS'; cp '$WORK'/*.log '$LOGS'/ 2>/dev/null; rm -rf '$WORK'")
-DB=${TEST_DB:-abc_test_$$}
+DB=${TEST_DB:-abc_test${SERIES_SUFFIX}_$$}
 # The tests and the sandbox write every secret they use here; the logs are scanned for them
 # at the end. Our module logs down to DEBUG in both runners, so the scan sees everything.
 export ABC_SECRETS_FILE="$WORK/secrets.txt"
@@ -22,7 +23,7 @@ write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
 
 log "Installing $MODULE into a fresh database $DB"
 dropdb --if-exists "$DB" >/dev/null 2>&1 || true
-odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" --without-demo=all \
+odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" "${WITHOUT_DEMO[@]}" \
     --stop-after-init --log-level=info >"$WORK/install.log" 2>&1 \
     || { tail -n 60 "$WORK/install.log" >&2; die "The module did not install."; }
 check_install_log "$WORK/install.log"

@@ -11,6 +11,7 @@ import requests
 from odoo.tests import HttpCase, TransactionCase
 
 from ..models import const
+from ..odoo_series import serve_http_requests_throughout
 from ..saltedge_client import generate_key_pair
 from ..sandbox import SandboxServer, complete_connect, witness
 
@@ -185,3 +186,7 @@ class BankConnectionHttpCase(BankCompanyMixin, HttpCase):
         cls.env["ir.config_parameter"].sudo().set_param(
             const.PARAM_CALLBACK_URL, f"{cls.base_url()}{const.CALLBACK_ROUTE}"
         )
+
+    def setUp(self):
+        super().setUp()
+        serve_http_requests_throughout(self)

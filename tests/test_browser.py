@@ -4,6 +4,7 @@ import time
 from odoo.tests import HttpCase, tagged
 from odoo.tests.common import ChromeBrowser
 
+from ..odoo_series import serve_http_requests_throughout
 from .common import KBC_CURRENT, SandboxMixin
 
 
@@ -82,6 +83,7 @@ class TestBankConnectionBrowser(SandboxMixin, HttpCase):
 
     def setUp(self):
         super().setUp()
+        serve_http_requests_throughout(self)
         self.configure_odoo(self.env)
         self.env["ir.config_parameter"].sudo().set_param("web.base.url", self.base_url())
         self.env.company.country_id = self.env.ref("base.be")

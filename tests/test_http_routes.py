@@ -12,9 +12,11 @@ import socket
 from unittest.mock import patch
 from urllib.parse import urlparse
 
+from odoo import Command
 from odoo.tests import tagged
 
 from ..models import const
+from ..odoo_series import holding_http_requests, user_groups_field
 from ..saltedge_client import generate_key_pair
 from ..sandbox import complete_connect, signing
 from ..sandbox.providers import belgian_iban
@@ -223,7 +225,9 @@ class TestHttpRoutes(BankConnectionHttpCase):
                 "name": "Colleague",
                 "login": "colleague",
                 "password": "colleague-password",
-                "groups_id": [(6, 0, [self.env.ref("account.group_account_manager").id])],
+                user_groups_field(self.env): [
+                    Command.set([self.env.ref("account.group_account_manager").id])
+                ],
             }
         )
         self.env.flush_all()
@@ -357,7 +361,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         # As the button does: DELETE at Salt Edge, which calls back with destroy. The
         # test cursor's lock makes the callback wait until the disconnect is written, as
         # the end of the button's transaction would.
-        with self.registry.test_lock:
+        with holding_http_requests(self):
             connection.action_disconnect()
             self.env.flush_all()
         sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 1)

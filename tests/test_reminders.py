@@ -15,6 +15,7 @@ from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import mute_logger
 
 from ..models import account_bank_connection_reminder, const
+from ..odoo_series import group_users, user_groups_field
 
 REMINDER_LOGGER = account_bank_connection_reminder.__name__
 RENEW_PATH = "/odoo/action-account_bank_connection.action_account_bank_connection/%s"
@@ -411,7 +412,7 @@ class TestRenewalReminders(TransactionCase):
             email="boekhouder@example.be",
         )
         connection = self.Connection.create({"name": "Belfius", "user_id": accountant.id})
-        managers = self.env.ref("account.group_account_manager").users.filtered(
+        managers = group_users(self.env.ref("account.group_account_manager")).filtered(
             lambda user: self.company in user.company_ids and not user.share
         )
         self.assertIn(self.nl_manager, managers)
@@ -437,7 +438,13 @@ class TestRenewalReminders(TransactionCase):
         connection = self.connection(until, contacts=contacts)
         # After the contacts were chosen: one archived, one lost accounting administration.
         archived.active = False
-        demoted.groups_id = [Command.unlink(self.env.ref("account.group_account_manager").id)]
+        demoted.write(
+            {
+                user_groups_field(self.env): [
+                    Command.unlink(self.env.ref("account.group_account_manager").id)
+                ]
+            }
+        )
         self.assertFalse(demoted.has_group("account.group_account_manager"))
         with freeze_time(f"{until - timedelta(days=3)} {RUN_TIME}"):
             self.run_cron()
