@@ -14,7 +14,7 @@ help:
 	@echo "make lint     ruff and pylint-odoo"
 	@echo "make sandbox  the local Salt Edge sandbox in the foreground"
 	@echo "make i18n     refresh i18n/*.pot and the nl/fr .po files from the code"
-	@echo "make bench    time the import of N=10000 transactions against a bare create (make bench N=1000)"
+	@echo "make bench    the import of 1,000 and N=10000 transactions against a same-shape baseline, REPEAT=3 alternating runs; checks the goals"
 	@echo "make screenshots  make the README's pictures again (docs/screenshots/) from a throw-away demo"
 	@echo "make loadtest CPU of a signed callback over a bare Odoo request, phases of RATE=200 a second for DURATION=10 s, REPEAT=2, WORKERS=4: ratio ≤ 2, each applied once"
 
