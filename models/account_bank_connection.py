@@ -561,13 +561,6 @@ class AccountBankConnection(models.Model):
         except ValueError:
             return None
 
-    def _saltedge_fetch_progress(self):
-        """Read from Salt Edge where its fetch of this connection is; True once finished."""
-        self.ensure_one()
-        return self._saltedge_note_fetch(
-            self._saltedge_client(interactive=True).get_connection(self.saltedge_connection_id)
-        )
-
     def _fetch_stage_sentence(self):
         """What Salt Edge is doing, for the waiting page (its stages, v5 and v6 names)."""
         self.ensure_one()

@@ -60,13 +60,7 @@ start_sandbox() {  # start_sandbox SIZE: a sandbox whose accounts hold SIZE/10 e
             exec python -m sandbox
     ) >"$WORK/sandbox-$1.log" 2>&1 &
     SANDBOX_PID=$!
-    CLEANUP+=("kill $SANDBOX_PID 2>/dev/null; wait $SANDBOX_PID 2>/dev/null")
-    for _ in $(seq 50); do
-        curl -fsS "http://127.0.0.1:$SANDBOX_PORT/sandbox/public_key.pem" >/dev/null 2>&1 && return
-        kill -0 "$SANDBOX_PID" 2>/dev/null || { cat "$WORK/sandbox-$1.log" >&2; die "The sandbox did not start."; }
-        sleep 0.2
-    done
-    die "The sandbox did not answer."
+    wait_for_sandbox "$SANDBOX_PID" "$SANDBOX_PORT" "$WORK/sandbox-$1.log"
 }
 
 # phase NAME [REPETITION]: one process of its own, so one phase's memory never counts in

@@ -280,6 +280,19 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# wait_for_sandbox PID PORT LOG: the sandbox just started in the background answers (it is
+# stopped on exit); dies with its log if it stopped or never answered.
+wait_for_sandbox() {
+    local pid=$1 port=$2 sandbox_log=$3
+    CLEANUP+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null")
+    for _ in $(seq 50); do
+        curl -fsS "http://127.0.0.1:$port/sandbox/public_key.pem" >/dev/null 2>&1 && return
+        kill -0 "$pid" 2>/dev/null || { cat "$sandbox_log" >&2; die "The sandbox did not start."; }
+        sleep 0.2
+    done
+    die "The sandbox did not answer on port $port."
+}
+
 # odoo_script FILE OPTIONS...: run FILE with ``env`` on a database (scripts/odoo_script.py).
 odoo_script() {
     local file=$1

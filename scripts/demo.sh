@@ -31,13 +31,7 @@ start_sandbox() {
             exec python -m sandbox
     ) >"$DEMO_DIR/sandbox.log" 2>&1 &
     SANDBOX_PID=$!
-    CLEANUP+=("kill $SANDBOX_PID 2>/dev/null; wait $SANDBOX_PID 2>/dev/null")
-    for _ in $(seq 50); do
-        curl -fsS "http://127.0.0.1:$SANDBOX_PORT/sandbox/public_key.pem" >/dev/null 2>&1 && return
-        kill -0 "$SANDBOX_PID" 2>/dev/null || { cat "$DEMO_DIR/sandbox.log" >&2; die "The sandbox did not start."; }
-        sleep 0.2
-    done
-    die "The sandbox did not answer on port $SANDBOX_PORT."
+    wait_for_sandbox "$SANDBOX_PID" "$SANDBOX_PORT" "$DEMO_DIR/sandbox.log"
 }
 
 # base first, then a Belgian company, then accounting: Odoo picks the Belgian localisation.
