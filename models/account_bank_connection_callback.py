@@ -246,7 +246,9 @@ class AccountBankConnection(models.Model):
             self.env.cr.execute(
                 """
                 SELECT 1 FROM ir_cron_trigger
-                 WHERE cron_id = %s AND call_at <= (now() at time zone 'UTC')
+                 -- The clock, not now(): that is the start of this transaction, which may
+                 -- be older than a trigger made in it or committed since.
+                 WHERE cron_id = %s AND call_at <= (clock_timestamp() at time zone 'UTC')
                  LIMIT 1
                 """,
                 [cron_id],
