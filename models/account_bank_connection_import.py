@@ -273,10 +273,11 @@ class AccountBankConnection(models.Model):
             return False
 
     @contextlib.contextmanager
-    def _import_step(self, commit):
+    def _import_step(self, commit, last=False):
         """One all-or-nothing step of a run: committed (then the lock taken again) with
-        ``commit``, else a savepoint. A failed step leaves nothing behind."""
-        if not commit:
+        ``commit``, else a savepoint. A failed step leaves nothing behind. The ``last``
+        step is a savepoint either way: the run's closing write commits it at once."""
+        if not commit or last:
             with self.env.cr.savepoint():
                 yield
             return
@@ -332,7 +333,7 @@ class AccountBankConnection(models.Model):
         except Exception as caught:  # recorded below, never lost
             error = caught
             if commit:
-                # The failed step was rolled back; the lock went with it.
+                # The failed step was rolled back, and with a committed one the lock.
                 locked = self._lock_for_import()
         held = (
             locked
@@ -362,7 +363,8 @@ class AccountBankConnection(models.Model):
                 self.import_requested = True
                 self._trigger_requested_import()
         elif locked:
-            self.resume_run_id = False
+            if self.resume_run_id:
+                self.resume_run_id = False
             if error:
                 self._record_import_error(error)
             elif self.state == "connected":
@@ -408,7 +410,7 @@ class AccountBankConnection(models.Model):
                 remote = client.get_connection(self.saltedge_connection_id)
                 self._saltedge_note_fetch(remote)
             finished_before = self.fetch_finished
-            self._saltedge_sync_accounts(client, journal=self._saltedge_started_from())
+            self._saltedge_sync_accounts(client, journal=self._saltedge_started_from)
         for index, account in enumerate(self.account_ids.filtered("journal_id")):
             # Each slice imports a page at least, however short its time.
             if index and deadline is not None and time.monotonic() >= deadline:
@@ -417,7 +419,7 @@ class AccountBankConnection(models.Model):
                 return refresh_error, True
         attempt_id = (remote.get("last_attempt") or {}).get("id")
         openings = 0
-        with self._import_step(commit):
+        with self._import_step(commit, last=True):
             after = client.get_connection(self.saltedge_connection_id)
             finished = self._saltedge_note_fetch(after)
             same_attempt = (after.get("last_attempt") or {}).get("id") == attempt_id
@@ -427,8 +429,9 @@ class AccountBankConnection(models.Model):
                 return refresh_error, False
             notes = []
             for account in self.account_ids.filtered("journal_id"):
-                openings += account._finish_first_sync()
-                note = account._balance_difference_note()
+                created, balanced = account._finish_first_sync()
+                openings += created
+                note = not balanced and account._balance_difference_note()
                 if note:
                     notes.append(note)
             self._flag_balance_mismatch(notes)
@@ -462,7 +465,8 @@ class AccountBankConnection(models.Model):
         ):
             self._saltedge_update_consent(client, remote)
         possible = parse_saltedge_datetime(remote.get("next_refresh_possible_at"))
-        self.next_refresh_possible_at = possible
+        if (self.next_refresh_possible_at or None) != possible:
+            self.next_refresh_possible_at = possible
         self._saltedge_note_fetch(remote)
         return remote
 
@@ -852,20 +856,22 @@ class AccountBankConnectionAccount(models.Model):
     def _finish_first_sync(self):
         """After the first complete import: an opening line for what the bank had before
         the oldest imported transaction, so the journal's balance is the bank's. Returns
-        the number of lines created (0 or 1)."""
+        ``(created, balanced)``: the number of lines created (0 or 1), and whether the
+        journal's balance is the bank's by construction now (then the balance check has
+        nothing to sum again)."""
         self.ensure_one()
         if self.first_sync_done:
-            return 0
+            return 0, False
         self.first_sync_done = True
         if self.journal_had_lines:
             # The journal has its own history (file imports, a former connection): an
             # opening line would silently absorb any difference. A difference shows as the
             # balance mismatch instead.
-            return 0
+            return 0, False
         currency = self._journal_currency()
         difference = currency.round(self.balance - self._journal_balance())
         if currency.is_zero(difference):
-            return 0
+            return 0, True
         self.env.cr.execute(
             SQL(
                 "SELECT MIN(move.date) FROM account_bank_statement_line line "
@@ -889,7 +895,7 @@ class AccountBankConnectionAccount(models.Model):
             )
         )
         self.opening_line_id = line
-        return 1
+        return 1, True
 
     def _balance_difference_note(self):
         """A sentence when the journal's balance is not the bank's, else False."""

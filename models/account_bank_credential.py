@@ -43,7 +43,18 @@ class AccountBankCredential(models.Model):
     @api.model
     def _get(self, key):
         """The value of ``key`` (one of CREDENTIAL_KEYS), or False."""
-        return self.sudo().search([("key", "=", key)], limit=1).value or False
+        return self._get_all(key)[key]
+
+    @api.model
+    def _get_all(self, *keys):
+        """{key: value or False} for ``keys``, in one query (the client of every import
+        run needs both)."""
+        self.flush_model(["key", "value"])
+        self.env.cr.execute(
+            SQL("SELECT key, value FROM account_bank_credential WHERE key IN %s", keys)
+        )
+        values = dict(self.env.cr.fetchall())
+        return {key: values.get(key) or False for key in keys}
 
     @api.model
     def _set(self, key, value):

@@ -10,6 +10,7 @@ import datetime
 import threading
 import time
 import uuid
+from unittest.mock import patch
 from urllib.parse import parse_qs, urlparse
 
 import psycopg2
@@ -323,6 +324,56 @@ class TestImport(ImportMixin, BankConnectionCase):
             {str(t["id"]) for t in added["data"]} <= set(lines.mapped("saltedge_transaction_id"))
         )
         self.assertEqual(len(self.runs_of(connection)), 4)
+
+    def test_a_run_reads_no_more_than_it_needs(self):
+        """The work of a run beyond its lines: the balance is summed once when the opening
+        line is booked (it makes the journal's balance the bank's), and a run that finds
+        every account linked and unchanged writes no account and looks for no journal."""
+        connection = self.connected()
+        Account = type(connection.account_ids)
+        Connection = type(connection)
+        with patch.object(
+            Account, "_journal_balance", autospec=True, side_effect=Account._journal_balance
+        ) as sums:
+            connection._saltedge_first_import()
+        self.assertTrue(connection.account_ids.opening_line_id)
+        self.assertEqual(sums.call_count, 1)
+        self.assertFalse(connection.balance_mismatch)
+        with (
+            patch.object(Account, "write", autospec=True, side_effect=Account.write) as writes,
+            patch.object(
+                Connection,
+                "_link_accounts_to_journals",
+                autospec=True,
+                side_effect=Connection._link_accounts_to_journals,
+            ) as links,
+            patch.object(
+                Connection,
+                "_saltedge_started_from",
+                autospec=True,
+                side_effect=Connection._saltedge_started_from,
+            ) as started_from,
+        ):
+            self.assertEqual(connection._import_transactions(), 0)
+        written = {name for call in writes.call_args_list for name in call.args[1]}
+        self.assertFalse(written & {"name", "iban", "currency_id", "balance", "nature"}, written)
+        self.assertEqual((links.call_count, started_from.call_count), (0, 0))
+        # The bank's balance moves: that, and only that, is written.
+        path = f"connections/{connection.saltedge_connection_id}/add_transactions"
+        self.sandbox_control(
+            path, {"count": 2, "account_id": connection.account_ids.saltedge_account_id}
+        )
+        with patch.object(Account, "write", autospec=True, side_effect=Account.write) as writes:
+            self.assertEqual(connection._import_transactions(), 2)
+        written = {name for call in writes.call_args_list for name in call.args[1]}
+        self.assertIn("balance", written)
+        self.assertFalse(written & {"name", "iban", "currency_id", "nature"}, written)
+        self.assertAlmostEqual(
+            self.journal_balance(self.kbc_journal),
+            self.remote_balance(connection, connection.account_ids),
+            places=2,
+        )
+        self.assertFalse(connection.balance_mismatch)
 
     def test_the_database_refuses_a_transaction_twice_in_one_journal(self):
         connection = self.connected()
