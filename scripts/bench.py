@@ -14,7 +14,9 @@ database holds ten connections to the sandbox's ``fakebank_oauth_with_n_transact
 ``baseline``
     the same shape of work without our code: the same line dicts (made by the import's own
     ``_statement_line_vals`` from the same transactions, outside the timer), ten new
-    journals, one ``create()`` per page of 100 with a commit after each;
+    journals, one ``create()`` per page of 100 with a commit after each, and the same
+    opening line per journal that the import books (one ``create()`` and a commit each),
+    so that both leave the same lines in the journals;
 ``reimport``
     right after ``import``: the same N again from the consent's start (cursors reset), all
     duplicates;
@@ -40,11 +42,16 @@ import os
 import sys
 import threading
 import time
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import odoo
+from odoo import fields
 
 from odoo.addons.account_bank_connection.models import const
+from odoo.addons.account_bank_connection.models.account_bank_connection_import import (
+    OPENING_KEY,
+)
 from odoo.addons.account_bank_connection.saltedge_client import SaltEdgeClient
 from odoo.addons.account_bank_connection.sandbox import complete_connect
 
@@ -305,21 +312,43 @@ def transaction_pages(accounts):
     return pages
 
 
+def opening_vals(account, lines):
+    """The opening line the import books after an account's first complete import (the
+    bank's balance less the lines, the day before the oldest), or None when they agree."""
+    currency = account._journal_currency()
+    difference = currency.round(account.balance - sum(vals["amount"] for vals in lines))
+    if currency.is_zero(difference):
+        return None
+    oldest = min(fields.Date.to_date(vals["date"]) for vals in lines)
+    return {
+        "journal_id": lines[0]["journal_id"],
+        "date": oldest - timedelta(days=1),
+        "amount": difference,
+        "payment_ref": env._("Opening balance (%s)", account.connection_id.name),
+        "saltedge_transaction_id": OPENING_KEY % account.saltedge_account_id,
+    }
+
+
 def baseline():
-    """The import's shape without the import: same lines, pages, journals and commits."""
+    """The import's shape without the import: the same lines (the transactions, and each
+    journal's opening line), the same pages, journals and commits."""
     accounts = bench_accounts()
     journal_of = dict(zip(accounts, new_journals("BB"), strict=False))
-    pages = [
-        [{**vals, "journal_id": journal_of[account].id} for vals in page]
-        for account, page in transaction_pages(accounts)
-    ]
+    pages, lines_of = [], {}
+    for account, page in transaction_pages(accounts):
+        page = [{**vals, "journal_id": journal_of[account].id} for vals in page]
+        pages.append(page)
+        lines_of.setdefault(account, []).extend(page)
+    # As the import books them: one create each, after the last page, with a commit.
+    openings = [opening_vals(account, lines) for account, lines in lines_of.items()]
+    pages += [[vals] for vals in openings if vals]
     env.cr.commit()
     Line = env["account.bank.statement.line"].sudo().with_company(env.company)
     with Meter() as meter:
         for page in pages:
             Line.create(page)
             env.cr.commit()
-    created = sum(len(page) for page in pages)
+    created = sum(len(page) for page in pages) - len(list(filter(None, openings)))
     if created != N:
         say(f"error: the baseline made {created} lines, not {N}")
         sys.exit(2)
