@@ -627,6 +627,10 @@ class AccountBankConnectionAccount(models.Model):
         Returns True when the ``deadline`` stopped it before the last page."""
         self.ensure_one()
         connection = self.connection_id
+        # Foreign currencies met so far (code: res.currency), kept from one page to the
+        # next once the page that found them is in: a page rolled back takes its
+        # currency's activation with it.
+        currencies = {}
         for items, next_id in client.iter_transaction_pages(
             connection.saltedge_connection_id,
             self.saltedge_account_id,
@@ -641,9 +645,10 @@ class AccountBankConnectionAccount(models.Model):
             for chunk in filter(None, chunks):
                 # A chunk's counts (and the currencies it found) count once it is in.
                 page = ImportCounts()
+                found = dict(currencies)
                 try:
                     with connection._import_step(commit):
-                        self._import_page(chunk, page, {})
+                        self._import_page(chunk, page, found)
                         total = ImportCounts(**vars(counts))
                         total.add(page)
                         run.write(total.as_vals())
@@ -651,6 +656,7 @@ class AccountBankConnectionAccount(models.Model):
                     counts.add(page)
                     raise
                 counts.add(page)
+                currencies = found
             if next_id and deadline is not None and time.monotonic() >= deadline:
                 return True
         return False

@@ -375,6 +375,31 @@ class TestImport(ImportMixin, BankConnectionCase):
         )
         self.assertFalse(connection.balance_mismatch)
 
+    def test_a_foreign_currency_is_looked_up_once_a_run_not_once_a_page(self):
+        connection = self.connected()
+        account = connection.account_ids
+        remote = self.remote_transactions(connection, account)
+        codes = {
+            t["extra"]["original_currency_code"]
+            for t in remote
+            if (t.get("extra") or {}).get("original_currency_code")
+        }
+        pages = {
+            index // 100
+            for index, t in enumerate(remote)
+            if t["extra"].get("original_currency_code")
+        }
+        self.assertTrue(codes)
+        self.assertGreater(len(pages), 1, "foreign payments on more than one page")
+        Account = type(account)
+        with patch.object(
+            Account, "_foreign_currency", autospec=True, side_effect=Account._foreign_currency
+        ) as lookups:
+            connection._saltedge_first_import()
+        self.assertEqual(sorted(call.args[1] for call in lookups.call_args_list), sorted(codes))
+        foreign = self.imported(self.kbc_journal).filtered("foreign_currency_id")
+        self.assertEqual(set(foreign.foreign_currency_id.mapped("name")), codes)
+
     def test_the_database_refuses_a_transaction_twice_in_one_journal(self):
         connection = self.connected()
         connection._saltedge_first_import()
