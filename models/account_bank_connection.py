@@ -6,6 +6,7 @@ import pytz
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
 from odoo.tools.misc import format_date
 
 from ..odoo_series import Constraint, group_users
@@ -505,8 +506,8 @@ class AccountBankConnection(models.Model):
         customer_id = company.sudo().saltedge_customer_id
         self._saltedge_check_customer(remote, company)
         # One linker at a time per session: the return and a callback may race.
-        self.env.cr.execute(
-            "SELECT id FROM account_bank_connect_session WHERE id = %s FOR UPDATE", [session.id]
+        self.env.execute_query(
+            SQL("SELECT id FROM account_bank_connect_session WHERE id = %s FOR UPDATE", session.id)
         )
         session.invalidate_recordset(["connection_id"])
         connection = session.connection_id.sudo()

@@ -186,8 +186,7 @@ class AccountBankConnection(models.Model):
             now=fields.Datetime.now(),
             thresholds=list(thresholds),
         )
-        self.env.cr.execute(query)
-        return self.env.cr.fetchall()
+        return self.env.execute_query(query)
 
     @api.model
     def _reminder_today_by_company(self):

@@ -30,7 +30,7 @@ class AccountBankCredential(models.Model):
 
     def init(self):
         """Databases that kept the credentials as system parameters move them here."""
-        self.env.cr.execute(
+        self.env.execute_query(
             SQL(
                 "INSERT INTO account_bank_credential (key, value) "
                 "SELECT key, value FROM ir_config_parameter WHERE key IN %s "
@@ -38,7 +38,9 @@ class AccountBankCredential(models.Model):
                 CREDENTIAL_KEYS,
             )
         )
-        self.env.cr.execute(SQL("DELETE FROM ir_config_parameter WHERE key IN %s", CREDENTIAL_KEYS))
+        self.env.execute_query(
+            SQL("DELETE FROM ir_config_parameter WHERE key IN %s", CREDENTIAL_KEYS)
+        )
 
     @api.model
     def _get(self, key):
@@ -50,10 +52,11 @@ class AccountBankCredential(models.Model):
         """{key: value or False} for ``keys``, in one query (the client of every import
         run needs both)."""
         self.flush_model(["key", "value"])
-        self.env.cr.execute(
-            SQL("SELECT key, value FROM account_bank_credential WHERE key IN %s", keys)
+        values = dict(
+            self.env.execute_query(
+                SQL("SELECT key, value FROM account_bank_credential WHERE key IN %s", keys)
+            )
         )
-        values = dict(self.env.cr.fetchall())
         return {key: values.get(key) or False for key in keys}
 
     @api.model

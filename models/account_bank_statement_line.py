@@ -1,4 +1,5 @@
 from odoo import fields, models
+from odoo.tools import SQL
 
 from ..odoo_series import Constraint
 
@@ -21,8 +22,9 @@ class AccountBankStatementLine(models.Model):
         """Lines imported before this field existed belong to the account their journal is
         linked to now."""
         result = super().init()
-        self.env.cr.execute(
-            """
+        self.env.execute_query(
+            SQL(
+                """
             UPDATE account_bank_statement_line line
                SET saltedge_account_id = account.saltedge_account_id
               FROM account_bank_connection_account account
@@ -30,6 +32,7 @@ class AccountBankStatementLine(models.Model):
                AND line.saltedge_account_id IS NULL
                AND line.saltedge_transaction_id IS NOT NULL
             """
+            )
         )
         return result
 

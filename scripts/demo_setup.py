@@ -15,6 +15,7 @@ from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import serialization
 
 from odoo.addons.account_bank_connection.models import const
+from odoo.tools import SQL
 from odoo.addons.account_bank_connection.sandbox.driver import complete_connect
 
 env = env  # noqa: F821 (given by scripts/odoo_script.py)
@@ -59,8 +60,9 @@ params.set_param("account_bank_connection.include_sandboxes", "True")
 admin = env.ref("base.user_admin")
 # Only when it differs: each password change sends the admin a security e-mail, which would
 # pile up in the outbox beside the reminder.
-env.cr.execute("SELECT COALESCE(password, '') FROM res_users WHERE id = %s", [admin.id])
-password_hash = env.cr.fetchone()[0]
+[(password_hash,)] = env.execute_query(
+    SQL("SELECT COALESCE(password, '') FROM res_users WHERE id = %s", admin.id)
+)
 try:
     password_ok = admin._crypt_context().verify("admin", password_hash)
 except ValueError:

@@ -175,10 +175,11 @@ def settle(meter):
 # --- setup (inside Odoo) ----------------------------------------------------------------
 
 
-def postmaster_pid(cr):
-    """The PID of the PostgreSQL server this cursor talks to, if it runs on this machine."""
-    cr.execute("SELECT pg_backend_pid()")
-    backend = cr.fetchone()[0]
+def postmaster_pid(env):
+    """The PID of the PostgreSQL server this environment talks to, if it runs here."""
+    from odoo.tools import SQL
+
+    [(backend,)] = env.execute_query(SQL("SELECT pg_backend_pid()"))
     stat = proc_stat(backend)
     if not stat or proc_comm(backend) != "postgres" or proc_comm(stat[0]) != "postgres":
         raise SystemExit(
@@ -191,6 +192,7 @@ def postmaster_pid(cr):
 def setup(env):
     from odoo.addons.account_bank_connection.models import const
     from odoo.addons.account_bank_connection.sandbox import signing
+    from odoo.tools import SQL
 
     with open(os.environ["LOADTEST_KEY"], "rb") as handle:
         private_key = signing.load_private_key(handle.read())
@@ -211,11 +213,9 @@ def setup(env):
         ]
     )
     env.flush_all()
-    env.cr.execute("SELECT coalesce(max(id), 0) FROM ir_cron_trigger")
-    last_trigger = env.cr.fetchone()[0]
-    env.cr.execute("SELECT coalesce(max(id), 0) FROM mail_message")
-    last_message = env.cr.fetchone()[0]
-    postmaster = postmaster_pid(env.cr)
+    [(last_trigger,)] = env.execute_query(SQL("SELECT coalesce(max(id), 0) FROM ir_cron_trigger"))
+    [(last_message,)] = env.execute_query(SQL("SELECT coalesce(max(id), 0) FROM mail_message"))
+    postmaster = postmaster_pid(env)
     save(
         "setup",
         {"last_trigger": last_trigger, "last_message": last_message, "postmaster": postmaster},
@@ -465,6 +465,8 @@ def served(phases, answer):
 
 
 def check(env):
+    from odoo.tools import SQL
+
     sent = load("send")
     before = load("setup")
     phases = sent["phases"]
@@ -492,9 +494,10 @@ def check(env):
     if bare_ok != len(bare):
         failed.append(f"{len(bare) - bare_ok} of {len(bare)} bare requests not answered a result")
 
-    cr = env.cr
-    cr.execute("SELECT kind, result, count(*) FROM account_bank_callback GROUP BY kind, result")
-    ledger = {f"{kind}: {result}": count for kind, result, count in cr.fetchall()}
+    rows = env.execute_query(
+        SQL("SELECT kind, result, count(*) FROM account_bank_callback GROUP BY kind, result")
+    )
+    ledger = {f"{kind}: {result}": count for kind, result, count in rows}
     ledger_rows = sum(ledger.values())
     expected = {
         "notify: noted": kinds.count("notify"),
@@ -502,11 +505,14 @@ def check(env):
     }
     if ledger != {key: value for key, value in expected.items() if value}:
         failed.append(f"ledger {ledger} is not the {expected} sent")
-    cr.execute(
-        "SELECT saltedge_connection_id, count(*) FROM account_bank_callback"
-        " GROUP BY saltedge_connection_id"
+    per_connection = dict(
+        env.execute_query(
+            SQL(
+                "SELECT saltedge_connection_id, count(*) FROM account_bank_callback"
+                " GROUP BY saltedge_connection_id"
+            )
+        )
     )
-    per_connection = dict(cr.fetchall())
     planned = {}
     for _kind, connection_id in sent["callbacks"]:
         planned[connection_id] = planned.get(connection_id, 0) + 1
@@ -514,11 +520,13 @@ def check(env):
         failed.append("the ledger's callbacks per connection differ from those sent")
 
     cron = env.ref("account_bank_connection.ir_cron_import_requested")
-    cr.execute(
-        "SELECT count(*) FROM ir_cron_trigger WHERE cron_id = %s AND id > %s",
-        [cron.id, before["last_trigger"]],
+    [(triggers,)] = env.execute_query(
+        SQL(
+            "SELECT count(*) FROM ir_cron_trigger WHERE cron_id = %s AND id > %s",
+            cron.id,
+            before["last_trigger"],
+        )
     )
-    triggers = cr.fetchone()[0]
     if triggers != kinds.count("success"):
         failed.append(f"{triggers} import triggers for {kinds.count('success')} success callbacks")
     connections = env["account.bank.connection"].search(
@@ -530,11 +538,13 @@ def check(env):
     )
     if not_queued:
         failed.append(f"{len(not_queued)} connections had a success but no import requested")
-    cr.execute(
-        "SELECT count(*) FROM mail_message WHERE model = 'account.bank.connection' AND id > %s",
-        [before["last_message"]],
+    [(messages,)] = env.execute_query(
+        SQL(
+            "SELECT count(*) FROM mail_message"
+            " WHERE model = 'account.bank.connection' AND id > %s",
+            before["last_message"],
+        )
     )
-    messages = cr.fetchone()[0]
     if messages:
         failed.append(f"{messages} chatter lines written; notify and success write none")
 
