@@ -24,7 +24,12 @@ UPDATES_PER_REFRESH = 3
 class AccountBook:
     """Mixin of ``Bank``: needs ``self.state``, ``self.config`` and ``self.consent_of``."""
 
-    def _account_for(self, connection, template, provider):
+    def _account_for(self, connection, template, provider, first_day=None):
+        """The connection's account of ``template``, made on its first fetch. Its opening
+        balance is what the bank held before ``first_day`` (the oldest day this consent
+        shows), so every connection of the same bank account, whenever it is made, tells
+        one continuous history: a reconnect months later has the balance the first one
+        would have by then."""
         for account in self.state["accounts"].values():
             if account["connection_id"] == connection["id"] and account["_iban"] == template.iban:
                 return account
@@ -47,7 +52,9 @@ class AccountBook:
             "created_at": now,
             "updated_at": now,
             "_iban": template.iban,
-            "_opening": ledger.opening_balance(provider, template),
+            "_opening": ledger.opening_balance(provider, template)
+            if first_day is None or provider.n_transactions
+            else ledger.balance_before(provider, template, connection["_holder"], first_day),
             "_keys": {},
         }
         self.state["accounts"][account["id"]] = account
@@ -149,7 +156,7 @@ class AccountBook:
                     provider, template, holder, today, serial, UPDATES_PER_REFRESH
                 )
             plan.append((template, drafts))
-        return provider, today, plan
+        return provider, today, first_day, plan
 
     def _fetch_records(self, connection_id, attempt_id):
         """The connection and attempt of a fetch step, or FetchAbandoned when they are gone
@@ -178,14 +185,14 @@ class AccountBook:
 
     def _fetch_steps(self, connection, attempt, kind):
         """The stages after ``connect``, as ``[(name, step)]`` for ``Fetches.begin``."""
-        provider, today, plan = self._fetch_plan(connection, kind)
+        provider, today, first_day, plan = self._fetch_plan(connection, kind)
         cutoff = (today - datetime.timedelta(days=self.config.recent_days - 1)).isoformat()
         ids = (connection["id"], attempt["id"])
 
         def fetch_accounts():
             connection, attempt = self._fetch_records(*ids)
             for template, drafts in plan:
-                account = self._account_for(connection, template, provider)
+                account = self._account_for(connection, template, provider, first_day)
                 self._update_balance(account, provider, drafts, today)
             self._stage(connection, attempt, "fetch_accounts")
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..sandbox import BE_DEMO_IBANS, SandboxConfig, SandboxServer, complete_connect
-from ..sandbox.ledger import opening_balance
+from ..sandbox.ledger import balance_before, drafts_for_period
 from ..sandbox.providers import PROVIDERS_BY_CODE
 
 APP_ID = "test-app"
@@ -664,6 +664,41 @@ class WidgetTest(SandboxCase):
 
 
 class LifecycleTest(SandboxCase):
+    def test_connections_a_month_apart_tell_one_continuous_history(self):
+        # A bank's balance does not jump between two consents: the later connection's
+        # balance is the earlier one's plus the days between (a reconnect after expiry).
+        first = self.connect()
+        early = self.client.ok("GET", "/accounts", {"connection_id": first})["data"][0]
+        self.advance(advance_days=30)
+        second = self.connect(customer_id=self.customer("company-2"))
+        late = self.client.ok("GET", "/accounts", {"connection_id": second})["data"][0]
+        self.assertEqual(early["extra"]["iban"], late["extra"]["iban"])
+        provider = PROVIDERS_BY_CODE["kbc_sandbox_be"]
+        template = next(a for a in provider.accounts if a.iban == late["extra"]["iban"])
+        # This bank books a day's transactions the next day: the first connection's
+        # balance lacked that Monday's, the second one's lacks its own today's.
+        monday = datetime.date(2025, 3, 10)
+        between = drafts_for_period(
+            provider,
+            template,
+            late["extra"]["holder_name"],
+            monday,
+            monday + datetime.timedelta(days=29),
+        )
+        self.assertTrue(between)
+        self.assertAlmostEqual(
+            late["balance"], early["balance"] + sum(d["amount"] for d in between), places=2
+        )
+        # And the same day's transactions are the same under the new ids.
+        day = "2025-03-05"
+        old = self.all_transactions(first)[0]
+        new = self.all_transactions(second)[0]
+        same_day = sorted((t["amount"], t["description"]) for t in old if t["made_on"] == day)
+        self.assertTrue(same_day)
+        self.assertEqual(
+            same_day, sorted((t["amount"], t["description"]) for t in new if t["made_on"] == day)
+        )
+
     def test_refresh_too_soon_is_refused_with_the_next_possible_time(self):
         connection_id = self.connect()
         error = self.refresh_refused(connection_id, 406, "ConnectionCannotBeRefreshed")
@@ -1149,8 +1184,11 @@ class StagedFetchTest(SandboxCase):
         after = self.client.ok("GET", "/accounts", query)["data"]
         for early, late, template in zip(accounts, after, provider.accounts, strict=True):
             self.assertEqual(early["balance"], late["balance"])
-            posted = [t["amount"] for t in everything if t["account_id"] == late["id"]]
-            expected = round(opening_balance(provider, template) + sum(posted), 2)
+            own = [t for t in everything if t["account_id"] == late["id"]]
+            first_day = datetime.date.fromisoformat(min(t["made_on"] for t in own))
+            holder = late["extra"]["holder_name"]
+            before = balance_before(provider, template, holder, first_day)
+            expected = round(before + sum(t["amount"] for t in own), 2)
             self.assertAlmostEqual(late["balance"], expected, places=2)
         connection = self.client.ok("GET", f"/connections/{connection_id}")["data"]
         attempt = connection["last_attempt"]
