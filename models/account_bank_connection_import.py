@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-import psycopg2
-
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY as PG_CONCURRENCY_EXCEPTIONS
 from odoo.tools import SQL
 from odoo.tools.misc import formatLang
 
@@ -185,8 +184,6 @@ class AccountBankConnection(models.Model):
         self.ensure_one()
         if self.state != "connected":
             return self.env["account.bank.import.run"]
-        # The connect itself just fetched the bank's data: no refresh needed now.
-        self.sudo().last_refresh_request = fields.Datetime.now()
         deadline = time.monotonic() + seconds if seconds is not None else None
         run, _error = self.sudo()._run_import(
             "first", commit=commit, deadline=deadline, keep_open=keep_open
@@ -253,24 +250,17 @@ class AccountBankConnection(models.Model):
     def _lock_for_import(self):
         """Take this connection's import lock; False when another run holds it.
 
-        A row lock, so it ends with the transaction and no crash can leave it behind.
-        FOR NO KEY UPDATE is FOR UPDATE minus blocking inserts that merely reference the
-        connection (runs, messages); SKIP LOCKED makes a second worker move on at once.
+        A transaction-level advisory lock on the connection's id: it ends with the
+        transaction, so no crash can leave it behind, and a second worker moves on at once.
+        It is not a lock of the connection's row: a callback, the waiting page or a person
+        writes that row while a run waits for Salt Edge's next page, and neither waits for
+        the run nor makes its next lock fail (a row lock made both happen).
         """
         self.ensure_one()
-        try:
-            with self.env.cr.savepoint(flush=False):
-                self.env.cr.execute(
-                    SQL(
-                        "SELECT id FROM account_bank_connection WHERE id = %s "
-                        "FOR NO KEY UPDATE SKIP LOCKED",
-                        self.id,
-                    )
-                )
-                return bool(self.env.cr.fetchone())
-        except psycopg2.errors.SerializationFailure:
-            # The row changed after this transaction began: another run just committed.
-            return False
+        [(locked,)] = self.env.execute_query(
+            SQL("SELECT pg_try_advisory_xact_lock(%s, %s)", const.IMPORT_LOCK_KEY, self.id)
+        )
+        return locked
 
     @contextlib.contextmanager
     def _import_step(self, commit, last=False):
@@ -302,6 +292,12 @@ class AccountBankConnection(models.Model):
         once it has passed, and stays open for the next run to resume (see
         ``_saltedge_first_import_run``); with ``keep_open`` it also stays open when it
         imported all Salt Edge has but Salt Edge's fetch is not finished.
+
+        With ``commit``, a step that meets a concurrent writer of the same rows (a
+        callback writing the connection while the run asked Salt Edge something: a
+        serialization failure) is rolled back and the run goes on again from its
+        committed cursors, up to IMPORT_CONCURRENCY_TRIES times. Without ``commit`` the
+        error is the request's (Odoo runs a request again after one).
         """
         self.ensure_one()
         Run = self.env["account.bank.import.run"].sudo()
@@ -314,27 +310,81 @@ class AccountBankConnection(models.Model):
             # Disconnected or expired since the run was planned; an expired one comes back
             # only through a reconnect, whose success callback asks for this import.
             return Run, None
-        error = refresh_error = None
-        stopped = False
-        locked = True
         run = self.resume_run_id
         resumed = bool(run) and run.state == "running"
         if resumed:
             counts = ImportCounts.of_run(run)
         else:
-            # Committed with the first step: a run that dies on the way stays in the history.
+            if trigger == "first":
+                # The connect itself just fetched the bank's data: no refresh needed now.
+                # Written under the lock, like everything a run writes on the connection.
+                self.last_refresh_request = fields.Datetime.now()
+            # Committed with the first step; a first step that fails takes it with its
+            # rollback, and it is made again (below) to hold the failure.
             run = Run.create({"connection_id": self.id, "trigger": trigger})
             counts = ImportCounts()
+        started = run.date_start
+        # A waiting page's slice that resumes its run goes on with the pages, as long as
+        # Salt Edge's fetch has not moved since the run read the accounts (see _import_all).
+        light = resumed and deadline is not None and bool(run.saltedge_fetch_key)
+        for attempt in range(1, const.IMPORT_CONCURRENCY_TRIES + 1):
+            try:
+                return self._run_import_once(
+                    run, counts, (trigger, started), commit, deadline, keep_open, resumed, light
+                )
+            except PG_CONCURRENCY_EXCEPTIONS as caught:
+                if not commit or attempt == const.IMPORT_CONCURRENCY_TRIES:
+                    raise
+                # What the failed step wrote is gone with the rollback; the committed
+                # pages stay, and the run goes on from their cursors.
+                self.env.cr.rollback()
+                _logger.info(
+                    "Bank connection %s: a concurrent write (%s); the import goes on from "
+                    "its cursors.",
+                    self.id,
+                    type(caught).__name__,
+                )
+                if not self._lock_for_import():
+                    return run, None
+                run = self._saltedge_keep_run(run, trigger, started)
+                light = False
+        return run, None
+
+    def _saltedge_keep_run(self, run, trigger, started):
+        """``run`` as it is in the database after a rollback, or made again when the
+        rollback took it (it was created in the step that failed): a failed run stays in
+        the history."""
+        if run.exists():
+            return run
+        return (
+            self.env["account.bank.import.run"]
+            .sudo()
+            .create({"connection_id": self.id, "trigger": trigger, "date_start": started})
+        )
+
+    def _run_import_once(self, run, counts, origin, commit, deadline, keep_open, resumed, light):
+        """The body of ``_run_import`` (see there), done again after a concurrent write.
+        ``origin``: the run's trigger and start, to make it again if a rollback took it."""
+        trigger, started = origin
+        error = refresh_error = None
+        stopped = False
+        locked = True
         try:
-            refresh_error, stopped = self._import_all(counts, commit, trigger, run, deadline)
+            refresh_error, stopped = self._import_all(
+                counts, commit, trigger, run, deadline, light=light
+            )
         except ImportHandedOver:
             locked = False
             _logger.info("Bank connection %s: another run took over between two pages.", self.id)
+        except PG_CONCURRENCY_EXCEPTIONS:
+            raise
         except Exception as caught:  # recorded below, never lost
             error = caught
             if commit:
-                # The failed step was rolled back, and with a committed one the lock.
+                # The failed step was rolled back, and with a committed one the lock and,
+                # when it was the first, the run itself.
                 locked = self._lock_for_import()
+                run = self._saltedge_keep_run(run, trigger, started)
         held = (
             locked
             and not error
@@ -357,10 +407,12 @@ class AccountBankConnection(models.Model):
         )
         if held:
             # Whichever run of this connection comes next resumes this one.
-            self.resume_run_id = run
+            if self.resume_run_id != run:
+                self.resume_run_id = run
             if stopped:
                 # The rest follows in the background, page or no page.
-                self.import_requested = True
+                if not self.import_requested:
+                    self.import_requested = True
                 self._trigger_requested_import()
         elif locked:
             if self.resume_run_id:
@@ -376,16 +428,13 @@ class AccountBankConnection(models.Model):
                         "last_error": self._import_error_text(refresh_error)
                         if refresh_error
                         else False,
-                        "import_requested": False,
                     }
                 )
-            else:
-                self.import_requested = False
         if commit:
             self.env.cr.commit()  # pylint: disable=invalid-commit
         return run, error
 
-    def _import_all(self, counts, commit, trigger, run, deadline=None):
+    def _import_all(self, counts, commit, trigger, run, deadline=None, light=False):
         """Confirm the connection with Salt Edge, then import every linked account.
         Returns ``(refresh_error, stopped)``: the error of a failed refresh (the run went
         on with what Salt Edge had) or None, and whether the ``deadline`` stopped the run
@@ -396,33 +445,57 @@ class AccountBankConnection(models.Model):
         accounts again, and the opening balance and the balance check wait until the
         connection's last attempt has finished, and is still the same attempt after the
         transactions were read.
+
+        A ``light`` run (the waiting page's next slice of the same run) neither confirms
+        the connection nor reads its accounts again: the slice before did, seconds ago,
+        and noted where Salt Edge's fetch was then (``saltedge_fetch_key``). It reads the
+        pages, then the connection once; if the fetch has moved since, the next slice reads
+        everything again before anything is final.
         """
         # A person waits on Fetch and on the waiting page: short timeouts and one retry,
         # but no budget for the whole run (a long history takes its time, page by page).
         client = self._saltedge_client(interactive=trigger in ("manual", "first"), budget=False)
-        with self._import_step(commit):
-            remote = self._saltedge_confirm(client)
-            if self.state != "connected":
-                return None, False
-            refresh_error = self._request_refresh(client, trigger)
-            if not self.fetch_finished:
-                # A refresh was just asked, or a fetch runs: where is it before the reading?
-                remote = client.get_connection(self.saltedge_connection_id)
-                self._saltedge_note_fetch(remote)
-            finished_before = self.fetch_finished
-            self._saltedge_sync_accounts(client, journal=self._saltedge_started_from)
+        refresh_error = None
+        if not light:
+            with self._import_step(commit):
+                # This run takes the request that started it; one made while it runs (a
+                # callback of newer data) stays for the next run.
+                if self.import_requested:
+                    self.import_requested = False
+                remote = self._saltedge_confirm(client)
+                if self.state != "connected":
+                    return None, False
+                refresh_error = self._request_refresh(client, trigger)
+                if not self.fetch_finished:
+                    # A refresh was just asked, or a fetch runs: where is it before reading?
+                    remote = client.get_connection(self.saltedge_connection_id)
+                    self._saltedge_note_fetch(remote)
+                finished_before = self.fetch_finished
+                key = self._saltedge_fetch_key(remote)
+                if run.saltedge_fetch_key != key:
+                    run.saltedge_fetch_key = key
+                self._saltedge_sync_accounts(client, journal=self._saltedge_started_from)
         for index, account in enumerate(self.account_ids.filtered("journal_id")):
             # Each slice imports a page at least, however short its time.
             if index and deadline is not None and time.monotonic() >= deadline:
                 return refresh_error, True
             if account._import_pages(client, counts, commit, run, deadline):
                 return refresh_error, True
-        attempt_id = (remote.get("last_attempt") or {}).get("id")
         openings = 0
         with self._import_step(commit, last=True):
             after = client.get_connection(self.saltedge_connection_id)
             finished = self._saltedge_note_fetch(after)
-            same_attempt = (after.get("last_attempt") or {}).get("id") == attempt_id
+            if light:
+                # Final only if the fetch stands where it stood when the accounts were read.
+                finished_before = same_attempt = self._saltedge_fetch_key(after) == (
+                    run.saltedge_fetch_key
+                )
+                if not same_attempt:
+                    run.saltedge_fetch_key = False
+            else:
+                same_attempt = (after.get("last_attempt") or {}).get("id") == (
+                    (remote.get("last_attempt") or {}).get("id")
+                )
             if not (finished_before and finished and same_attempt):
                 # Salt Edge is still fetching (or began again): balances are not final.
                 self.fetch_finished = False
@@ -437,6 +510,15 @@ class AccountBankConnection(models.Model):
             self._flag_balance_mismatch(notes)
         counts.created += openings
         return refresh_error, False
+
+    @api.model
+    def _saltedge_fetch_key(self, remote):
+        """Where Salt Edge's fetch of ``remote`` (a connection it answered) stands: its
+        last attempt, how many stages it went through, and whether it is finished. Equal
+        keys: nothing Salt Edge fetched since (no new account, no new stage)."""
+        attempt = remote.get("last_attempt") or {}
+        stages = attempt.get("stages") if isinstance(attempt.get("stages"), list) else []
+        return f"{attempt.get('id')}:{len(stages)}:{bool(attempt.get('finished'))}"
 
     def _saltedge_started_from(self):
         """The journal the last connect of this connection was started from: accounts that
@@ -704,11 +786,14 @@ class AccountBankConnectionAccount(models.Model):
         """
         if not transactions:
             return {}
-        # Lines matched or created earlier in this transaction must be seen by the query.
+        # Lines matched or created earlier in this transaction must be seen by the query
+        # (plain SQL carries no field metadata for execute_query to flush by itself).
         self.env["account.bank.statement.line"].flush_model()
         self.env["account.move"].flush_model(["date"])
         days = sorted({transaction["made_on"] for transaction in transactions.values()})
-        self.env.cr.execute(
+        # Rows fetched with the query, before anything else may use the cursor: the ORM
+        # reading a cold record (the journal's currency below) runs its own query on it.
+        rows = self.env.execute_query(
             SQL(
                 "SELECT line.id, move.date, line.amount FROM account_bank_statement_line line "
                 "JOIN account_move move ON move.id = line.move_id "
@@ -725,7 +810,7 @@ class AccountBankConnectionAccount(models.Model):
         )
         currency = self._journal_currency()
         pools = {}
-        for line_id, day, amount in self.env.cr.fetchall():
+        for line_id, day, amount in rows:
             pools.setdefault((day.isoformat(), currency.round(amount)), []).append(line_id)
         matched = {}
         for key, transaction in transactions.items():
@@ -747,7 +832,8 @@ class AccountBankConnectionAccount(models.Model):
     def _known_transaction_ids(self, transaction_ids):
         if not transaction_ids:
             return set()
-        self.env.cr.execute(
+        self.env["account.bank.statement.line"].flush_model(["saltedge_transaction_id"])
+        rows = self.env.execute_query(
             SQL(
                 "SELECT saltedge_transaction_id FROM account_bank_statement_line "
                 "WHERE journal_id = %s AND saltedge_transaction_id = ANY(%s)",
@@ -755,7 +841,7 @@ class AccountBankConnectionAccount(models.Model):
                 transaction_ids,
             )
         )
-        return {row[0] for row in self.env.cr.fetchall()}
+        return {row[0] for row in rows}
 
     @api.model
     def _page_cursor(self, items):
@@ -846,7 +932,7 @@ class AccountBankConnectionAccount(models.Model):
     def _journal_balance(self):
         """The sum of the journal's posted statement lines, in the journal's currency."""
         self.env.flush_all()
-        self.env.cr.execute(
+        [(balance,)] = self.env.execute_query(
             SQL(
                 "SELECT COALESCE(SUM(line.amount), 0) FROM account_bank_statement_line line "
                 "JOIN account_move move ON move.id = line.move_id "
@@ -854,7 +940,7 @@ class AccountBankConnectionAccount(models.Model):
                 self.journal_id.id,
             )
         )
-        return self.env.cr.fetchone()[0]
+        return balance
 
     def _journal_currency(self):
         return self.journal_id.currency_id or self.journal_id.company_id.currency_id
@@ -878,14 +964,13 @@ class AccountBankConnectionAccount(models.Model):
         difference = currency.round(self.balance - self._journal_balance())
         if currency.is_zero(difference):
             return 0, True
-        self.env.cr.execute(
+        [(oldest,)] = self.env.execute_query(
             SQL(
                 "SELECT MIN(move.date) FROM account_bank_statement_line line "
                 "JOIN account_move move ON move.id = line.move_id WHERE line.journal_id = %s",
                 self.journal_id.id,
             )
         )
-        oldest = self.env.cr.fetchone()[0]
         line = (
             self.env["account.bank.statement.line"]
             .sudo()

@@ -66,6 +66,15 @@ class AccountBankImportRun(models.Model):
         "the opening balance and the balance check wait.",
     )
 
+    saltedge_fetch_key = fields.Char(
+        string="Salt Edge's fetch when read",
+        readonly=True,
+        copy=False,
+        help="Where Salt Edge's fetch stood when this run last read the connection and its "
+        "accounts. The waiting page's next slice of the run reads them again only once the "
+        "fetch has moved.",
+    )
+
     @api.depends("date_start", "date_end")
     def _compute_duration(self):
         for run in self:

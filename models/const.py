@@ -65,6 +65,16 @@ FIRST_FETCH_WAIT_SECONDS = 180
 # Each request of the waiting page imports pages for this long, then hands the rest to the
 # next request and to the requested-import scheduled action (seconds).
 FIRST_SLICE_SECONDS = 2
+# The waiting page polls every second; a slice that calls Salt Edge starts at most this
+# often per connect (seconds): a few people connecting at once must not use up the app's
+# Salt Edge rate limit, shared by every company of the database.
+FIRST_SLICE_MIN_INTERVAL_SECONDS = 5
+# An import run's lock: a transaction-level advisory lock on (this key, connection id).
+# Any 32-bit number no other module uses as the first key of its advisory locks.
+IMPORT_LOCK_KEY = 0x53454249
+# A step of a run that met a concurrent writer (a serialization failure) is done again
+# from the committed cursors this many times before the run counts as failed.
+IMPORT_CONCURRENCY_TRIES = 3
 
 # Error classes the user sees after a cancelled or failed connect, with a sentence each.
 # The sentences are translated where they are shown (see _connect_error_message).

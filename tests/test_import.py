@@ -21,11 +21,18 @@ from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import mute_logger
 
 from ..models import account_bank_connection_import as import_module
+from ..models import const
 from ..saltedge_client import SaltEdgeClient
 from ..sandbox import complete_connect
 from ..sandbox.ledger import drafts_for_period
 from ..sandbox.providers import BUSINESS_HOLDER, PROVIDERS_BY_CODE, belgian_iban
-from .common import INSTANT_FETCH, KBC_CURRENT, BankConnectionCase, SandboxMixin
+from .common import (
+    INSTANT_FETCH,
+    KBC_CURRENT,
+    BankConnectionCase,
+    SandboxMixin,
+    ServerShapeMixin,
+)
 
 IMPORT_LOGGER = import_module._logger.name
 N_BANK = "fakebank_oauth_with_n_transactions_xf"
@@ -35,8 +42,9 @@ N_TRANSACTIONS = 250  # three pages of at most 100
 STRUCTURED = r"\+\+\+\d{3}/\d{4}/\d{5}\+\+\+"
 
 
-class ImportMixin:
-    """Helpers shared by the import tests."""
+class ImportMixin(ServerShapeMixin):
+    """Helpers shared by the import tests. The exactly-once tests import through
+    ``run_scheduled_action`` and ``import_now``: with a cold cache, as a server does."""
 
     Line = None
 
@@ -131,7 +139,7 @@ class TestImport(ImportMixin, BankConnectionCase):
     def test_the_first_import_brings_every_posted_transaction_once_and_an_opening_line(self):
         connection = self.connected()
         account = connection.account_ids
-        created = connection._saltedge_first_import()
+        created = self.import_now(connection, "first")[0].created_count
         remote = self.remote_transactions(connection, account)
         lines = self.imported(self.kbc_journal)
         self.assertTrue(remote)
@@ -174,9 +182,17 @@ class TestImport(ImportMixin, BankConnectionCase):
             self.assertEqual(len(same), 1, f"transaction {transaction['id']}")
         return remote
 
+    def assert_the_journal_is_the_banks_once(self, connection, journal):
+        """Every bank transaction once in ``journal``, and its balance the bank's."""
+        remote = self.assert_each_bank_transaction_once(connection, journal)
+        account = connection.account_ids.filtered(lambda a: a.journal_id == journal)
+        self.assert_journal_is_the_banks(journal, connection, account)
+        self.assertFalse(connection.balance_mismatch, connection.balance_mismatch_note)
+        return remote
+
     def test_reconnecting_after_a_disconnect_books_no_transaction_twice(self):
         first = self.connected()
-        first._saltedge_first_import()
+        self.run_scheduled_action()
         lines_before = len(self.Line.search([("journal_id", "=", self.kbc_journal.id)]))
         first.action_disconnect()
         self.assertFalse(self.kbc_journal.bank_connection_id)
@@ -185,40 +201,96 @@ class TestImport(ImportMixin, BankConnectionCase):
         second = self.connected()
         self.assertNotEqual(second, first)
         self.assertNotEqual(second.saltedge_connection_id, first.saltedge_connection_id)
-        second._saltedge_first_import()
-        remote = self.assert_each_bank_transaction_once(second, self.kbc_journal)
+        [run] = self.run_scheduled_action()
+        self.assertEqual(run.connection_id, second)
+        remote = self.assert_the_journal_is_the_banks_once(second, self.kbc_journal)
         lines = self.Line.search([("journal_id", "=", self.kbc_journal.id)])
         self.assertEqual(len(lines), lines_before, "nothing booked twice, no second opening")
-        run = second.import_run_ids
         self.assertEqual((run.created_count, run.matched_count), (0, len(remote)))
         self.assertFalse(second.account_ids.opening_line_id)
-        self.assert_journal_is_the_banks(self.kbc_journal, second, second.account_ids)
-        self.assertFalse(second.balance_mismatch)
 
     def test_a_new_connection_after_expiry_takes_the_journal_over_and_books_nothing_twice(self):
+        # A bank that gives 90 days of consent, as many Belgian banks still do.
+        self.env["ir.config_parameter"].sudo().set_param(const.PARAM_CONSENT_DAYS, "90")
         first = self.connected()
-        first._saltedge_first_import()
-        self.advance_sandbox_days(200)
+        self.run_scheduled_action()
+        # The connection lives its life: two days before its consent ends Salt Edge
+        # refreshes it by itself and the hourly import brings the new days.
+        self.advance_sandbox_days(88)
+        path = f"connections/{first.saltedge_connection_id}/automatic_refresh"
+        self.sandbox_control(path)
+        self.sandbox_control("fetches/wait", {"timeout": 30})
+        self.run_scheduled_action()
+        last_day = max(self.imported(self.kbc_journal).mapped("date")).isoformat()
+        # Three days later the consent has run out: expired, and a new connect.
+        self.advance_sandbox_days(3)
         self.Connection._cron_check_consents()
         self.assertEqual(first.state, "expired")
         second = self.connected()
         self.assertEqual(self.kbc_journal.bank_connection_id, second)
         self.assertEqual(second.account_ids.journal_id, self.kbc_journal)
         self.assertFalse(first.account_ids.journal_id)
-        second._saltedge_first_import()
-        self.assert_each_bank_transaction_once(second, self.kbc_journal)
+        [run] = self.run_scheduled_action()
+        self.assertEqual(run.connection_id, second)
+        remote = self.assert_the_journal_is_the_banks_once(second, self.kbc_journal)
+        # The days the first connection brought are matched, the days after it created.
+        known = [t for t in remote if t["made_on"] <= last_day]
+        self.assertTrue(known)
+        self.assertLess(len(known), len(remote))
+        self.assertEqual(
+            (run.matched_count, run.created_count), (len(known), len(remote) - len(known))
+        )
         self.assertFalse(second.account_ids.opening_line_id)
 
-    def test_lines_of_a_file_import_are_matched_by_counts_and_no_opening_hides_a_gap(self):
-        # Before the connection the company imported a statement (CODA, CSV) with three of
-        # the bank's transactions; one of them twice, as two equal payments on one day.
+    def forget_the_bank(self):
+        """What the bank will show, read through a connection that is then forgotten
+        (Salt Edge included): ``(transactions, balance)``."""
         probe = self.connected()
         remote = self.remote_transactions(probe, probe.account_ids)
+        balance = self.remote_balance(probe, probe.account_ids)
         probe.action_disconnect()
         probe.unlink()
         # The same bank, days and transactions again, under new Salt Edge ids.
         self.reset_sandbox()
         self.company.sudo().saltedge_customer_id = False
+        return remote, balance
+
+    def test_the_lines_of_a_bank_file_are_matched_and_the_journal_is_the_banks(self):
+        # Before the connection the company imported a bank statement (CODA, CSV): its
+        # opening balance and the 20 oldest transactions, dates and amounts as the bank's.
+        remote, balance = self.forget_the_bank()
+        oldest = sorted(remote, key=lambda t: (t["made_on"], int(t["id"])))[:20]
+        first_day = fields.Date.to_date(oldest[0]["made_on"])
+        file_lines = self.Line.create(
+            [
+                {
+                    "journal_id": self.kbc_journal.id,
+                    "date": first_day - datetime.timedelta(days=1),
+                    "amount": balance - sum(t["amount"] for t in remote),
+                    "payment_ref": "CODA: beginsaldo",
+                }
+            ]
+            + [
+                {
+                    "journal_id": self.kbc_journal.id,
+                    "date": transaction["made_on"],
+                    "amount": transaction["amount"],
+                    "payment_ref": f"CODA {index}",
+                }
+                for index, transaction in enumerate(oldest)
+            ]
+        )
+        connection = self.connected()
+        [run] = self.run_scheduled_action()
+        remote = self.assert_the_journal_is_the_banks_once(connection, self.kbc_journal)
+        self.assertEqual((run.matched_count, run.created_count), (20, len(remote) - 20))
+        self.assertEqual(len(file_lines.filtered("saltedge_transaction_id")), 20)
+        self.assertFalse(connection.account_ids.opening_line_id)
+
+    def test_lines_of_a_file_import_are_matched_by_counts_and_no_opening_hides_a_gap(self):
+        # The statement had three of the bank's transactions; one of them twice, as two
+        # equal payments on one day, though the bank lists it once.
+        remote, _balance = self.forget_the_bank()
         chosen = remote[:3]
         file_lines = self.Line.create(
             [
@@ -240,9 +312,8 @@ class TestImport(ImportMixin, BankConnectionCase):
             ]
         )
         connection = self.connected()
-        connection._saltedge_first_import()
+        [run] = self.run_scheduled_action()
         remote = self.assert_each_bank_transaction_once(connection, self.kbc_journal)
-        run = connection.import_run_ids
         # Three lines matched (one each), the fourth (an equal payment the bank does not
         # list twice) stays as it is; everything else is created once.
         self.assertEqual(run.matched_count, 3)
@@ -454,7 +525,7 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.freeze_sandbox_at(day)
         connection = self.connected(PENDING_BANK, journal=self.pending_journal)
         account = connection.account_ids
-        connection._saltedge_first_import()
+        self.import_now(connection, "first")
         pending = self.remote_transactions(connection, account, pending=True)
         self.assertTrue(pending)
 
@@ -471,16 +542,16 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.advance_sandbox_days(4)
         connection.last_refresh_request = fields.Datetime.now() - datetime.timedelta(hours=7)
         # Fetch transactions: a background refresh, then the import.
-        run, error = self.run_import(connection)
+        run, error = self.import_now(connection)
         self.assertIsNone(error)
         self.assertEqual(len(self.refreshes(connection)), 1)
         self.assertGreater(run.created_count, 0)
         for transaction in pending:
             self.assertEqual(len(matches(transaction)), 1, transaction["description"])
         # Imported once: the next runs bring nothing more.
-        self.assertEqual(connection._import_transactions(), 0)
+        self.assertEqual(self.import_now(connection)[0].created_count, 0)
         account.last_transaction_id = False
-        self.assertEqual(connection._import_transactions(), 0)
+        self.assertEqual(self.import_now(connection)[0].created_count, 0)
         remote = self.remote_transactions(connection, account)
         self.assertEqual(len(self.imported(self.pending_journal)), len(remote))
         self.assert_journal_is_the_banks(self.pending_journal, connection, account)
@@ -611,8 +682,8 @@ class TestImport(ImportMixin, BankConnectionCase):
         # The second page fails for good (each try of the client's retries).
         self.add_fault(kind="500", count=5, path_prefix="/transactions", after=1)
         with self.assertLogs(IMPORT_LOGGER, "WARNING"):
-            self.Connection._cron_import_transactions()
-        run = self.runs_of(connection)
+            [run] = self.run_scheduled_action()
+        self.assertEqual(run, self.runs_of(connection))
         self.assertEqual((run.state, run.created_count, run.fetched_count), ("failed", 100, 100))
         self.assertIn("InternalServerError", run.error)
         self.assertIn("500", connection.last_error)
@@ -626,12 +697,12 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertFalse(account.first_sync_done)
         self.assertFalse(account.opening_line_id)
         # The next run goes on from there.
-        self.Connection._cron_import_transactions()
+        [rerun] = self.run_scheduled_action()
         lines = self.imported(self.n_journal)
         self.assertEqual(
             sorted(lines.mapped("saltedge_transaction_id")), [str(t["id"]) for t in remote]
         )
-        rerun = self.runs_of(connection)[0]
+        self.assertEqual(rerun, self.runs_of(connection)[0])
         self.assertEqual(
             (rerun.state, rerun.created_count, rerun.duplicate_count), ("done", 151, 1)
         )
@@ -855,6 +926,105 @@ class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
             self.assertEqual(set(runs.mapped("state")), {"done"})
             self.assertFalse(connection.last_error)
             self.assertFalse(connection.balance_mismatch)
+
+    def remove_triggers_after(self, last_trigger):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM ir_cron_trigger WHERE id > %s", [last_trigger])
+
+    def connection_row(self, connection_id):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT saltedge_connection_id, saltedge_customer_id, import_requested "
+                "FROM account_bank_connection WHERE id = %s",
+                [connection_id],
+            )
+            return cr.fetchone()
+
+    def test_a_callback_during_a_page_neither_waits_for_it_nor_ends_the_run(self):
+        connection_id, journal_id = self.committed_connection()
+        remote_id, customer_id, _requested = self.connection_row(connection_id)
+        # The callback below commits a trigger of the requested import: gone after the test.
+        with self.registry.cursor() as cr:
+            cr.execute("SELECT coalesce(max(id), 0) FROM ir_cron_trigger")
+            last_trigger = cr.fetchone()[0]
+        self.addCleanup(self.remove_triggers_after, last_trigger)
+        # Salt Edge takes three seconds to answer the second page.
+        self.sandbox_control(
+            "faults", {"kind": "timeout", "delay": 3, "path_prefix": "/transactions", "after": 1}
+        )
+        outcome = {}
+
+        def scheduled_run():
+            try:
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    connection = env["account.bank.connection"].browse(connection_id)
+                    run, error = connection._run_import("cron", commit=True)
+                    outcome.update(run=run.id, error=error)
+            except Exception as error:  # reported by the test below
+                outcome["crash"] = error
+
+        worker = threading.Thread(target=scheduled_run)
+        worker.start()
+        # The first page is committed: the run now waits for Salt Edge's second one.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with self.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT max(fetched_count) FROM account_bank_import_run "
+                    "WHERE connection_id = %s",
+                    [connection_id],
+                )
+                if (cr.fetchone()[0] or 0) >= 100:
+                    break
+            time.sleep(0.05)
+        # A success callback arrives meanwhile (a fetch Salt Edge finished by itself):
+        # it writes the connection's row at once, without waiting for the page.
+        payload = {
+            "data": {"connection_id": remote_id, "customer_id": customer_id, "stage": "finish"},
+            "meta": {"version": "6", "time": fields.Datetime.now().isoformat() + "Z"},
+        }
+        started = time.monotonic()
+        with self.registry.cursor() as cr:
+            cr.execute("SET LOCAL lock_timeout = '1s'")
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            result = env["account.bank.connection"]._saltedge_handle_callback("success", payload)
+        self.assertEqual(result, "import queued")
+        self.assertLess(time.monotonic() - started, 1.5)
+        worker.join(timeout=120)
+        self.assertFalse(worker.is_alive())
+        self.assertNotIn("crash", outcome)
+        self.assertIsNone(outcome["error"])
+        # The run went on to the end: every transaction once, one run, done.
+        lines = self.committed_lines(journal_id)
+        self.assertEqual(len(lines), N_TRANSACTIONS)
+        self.assertEqual(len(set(lines)), N_TRANSACTIONS)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            runs = env["account.bank.connection"].browse(connection_id).import_run_ids
+            self.assertEqual(runs.ids, [outcome["run"]])
+            self.assertEqual((runs.state, runs.created_count), ("done", N_TRANSACTIONS + 1))
+        # The callback's request outlives the run that was under way when it came.
+        self.assertTrue(self.connection_row(connection_id)[2])
+
+    def test_a_committing_run_whose_first_step_fails_stays_in_the_history(self):
+        connection_id, _journal_id = self.committed_connection()
+        # Salt Edge answers 500 to every try of reading the connection.
+        self.sandbox_control("faults", {"kind": "500", "count": 5, "path_prefix": "/connections"})
+        with self.registry.cursor() as cr, mute_logger(IMPORT_LOGGER):
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            run, error = env["account.bank.connection"].browse(connection_id)._run_import(
+                "cron", commit=True
+            )
+            self.assertIsNotNone(error)
+            run_id = run.id
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            runs = env["account.bank.connection"].browse(connection_id).import_run_ids
+            self.assertEqual(runs.ids, [run_id])
+            self.assertEqual(runs.state, "failed")
+            self.assertIn("InternalServerError", runs.error)
+            self.assertIn("InternalServerError", runs.connection_id.last_error)
 
     def test_two_transactions_adding_the_same_bank_transaction_at_once_add_it_once(self):
         _connection_id, journal_id = self.committed_connection()
