@@ -176,9 +176,25 @@ class BankConnectionController(http.Controller):
             return self._waiting_answer(session, connection)
         # The claim must be seen by the other requests while this one imports.
         request.env.cr.commit()  # pylint: disable=invalid-commit
-        run = session.connection_id.with_env(request.env)._saltedge_first_import_run(
-            commit=commits_allowed(), seconds=const.FIRST_SLICE_SECONDS, keep_open=patience_left
-        )
+        try:
+            run = session.connection_id.with_env(request.env)._saltedge_first_import_run(
+                commit=commits_allowed(),
+                seconds=const.FIRST_SLICE_SECONDS,
+                keep_open=patience_left,
+            )
+        except Exception:  # the claim is committed: it must not stay "running"
+            request.env.cr.rollback()
+            _logger.exception(
+                "Bank connection %s: a slice of the waiting page's import failed",
+                session.connection_id.id,
+            )
+            # The next poll tries again (the run resumes from its cursors); once the
+            # page's patience is over it shows what is in the journal, and the scheduled
+            # import goes on.
+            session.write({"import_state": "waiting" if patience_left else "done"})
+            if patience_left:
+                return self._waiting_answer(session, connection)
+            return {"done": True}
         if not run and connection.state == "connected":
             # The scheduled import holds the connection: ask again in a moment.
             session.write({"import_state": "waiting"})

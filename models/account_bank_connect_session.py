@@ -2,7 +2,7 @@ import secrets
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.tools import consteq
+from odoo.tools import SQL, consteq
 from odoo.tools.misc import hmac
 
 from . import const
@@ -135,12 +135,14 @@ class AccountBankConnectSession(models.Model):
                 )
             )
         # Atomic: of two concurrent returns with the same state, only one gets the row.
-        self.env.cr.execute(
-            "UPDATE account_bank_connect_session SET used_at = now() at time zone 'UTC' "
-            "WHERE id = %s AND used_at IS NULL RETURNING id",
-            [session.id],
+        claimed = self.env.execute_query(
+            SQL(
+                "UPDATE account_bank_connect_session SET used_at = now() at time zone 'UTC' "
+                "WHERE id = %s AND used_at IS NULL RETURNING id",
+                session.id,
+            )
         )
-        if not self.env.cr.fetchone():
+        if not claimed:
             raise ConnectStateUsed(
                 self.env._(
                     "This return from the bank was already handled. "
@@ -153,40 +155,54 @@ class AccountBankConnectSession(models.Model):
 
     def _claim_first_import(self):
         """Take the first import of this session for the current request. False when
-        another request has it (a second tab, a refresh) or it is done already."""
+        another request has it (a second tab, a refresh), when it is done already, or when
+        the last slice began less than FIRST_SLICE_MIN_INTERVAL_SECONDS ago: the page polls
+        every second, and each slice asks Salt Edge (whose rate limit all companies of the
+        database share), so between two slices the page only reads the count."""
         self.ensure_one()
-        self.env.cr.execute(
-            "UPDATE account_bank_connect_session "
-            "SET import_state = 'running', import_started_at = now() at time zone 'UTC' "
-            "WHERE id = %s AND (import_state = 'waiting' OR (import_state = 'running' "
-            "AND import_started_at < now() at time zone 'UTC' - make_interval(mins => %s))) "
-            "RETURNING id",
-            [self.id, FIRST_IMPORT_STALE_MINUTES],
+        claimed = self.env.execute_query(
+            SQL(
+                "UPDATE account_bank_connect_session "
+                "SET import_state = 'running', import_started_at = now() at time zone 'UTC' "
+                "WHERE id = %s AND ("
+                "  (import_state = 'waiting' AND (import_started_at IS NULL"
+                "   OR import_started_at <= now() at time zone 'UTC' - make_interval(secs => %s)))"
+                "  OR (import_state = 'running'"
+                "   AND import_started_at < now() at time zone 'UTC' - make_interval(mins => %s))"
+                ") RETURNING id",
+                self.id,
+                const.FIRST_SLICE_MIN_INTERVAL_SECONDS,
+                FIRST_IMPORT_STALE_MINUTES,
+            )
         )
-        claimed = bool(self.env.cr.fetchone())
         self.invalidate_recordset(["import_state", "import_started_at"])
-        return claimed
+        return bool(claimed)
 
     def _imported_count(self):
-        """Statement lines the imports of this session's connection created since the
-        return from the bank, whichever run made them (the page, a callback's import, the
-        scheduled action): runs write their counts page by page, so this grows while they
-        import."""
+        """The bank's transactions this connect brought into the journals: statement lines
+        of the connection's accounts created since the connect began, counted in the
+        journals (whichever run made them: the page's slices, a callback's import, the
+        scheduled action), so it grows while they import and is right when they are done.
+        Lines matched to earlier ones (a file, a former connection) and the opening line
+        are not counted: they were in the journal before."""
         self.ensure_one()
         connection = self.connection_id.sudo()
         if not connection:
             return 0
-        runs = (
-            self.env["account.bank.import.run"]
+        accounts = connection.account_ids.filtered("journal_id")
+        if not accounts:
+            return 0
+        return (
+            self.env["account.bank.statement.line"]
             .sudo()
-            .search(
+            .search_count(
                 [
-                    ("connection_id", "=", connection.id),
-                    ("date_start", ">=", self.used_at or self.create_date),
+                    ("journal_id", "in", accounts.journal_id.ids),
+                    ("saltedge_account_id", "in", accounts.mapped("saltedge_account_id")),
+                    ("create_date", ">=", self.create_date),
                 ]
             )
         )
-        return sum(runs.mapped("created_count"))
 
     @api.autovacuum
     def _gc_old_sessions(self):
