@@ -21,6 +21,7 @@ import time
 import urllib.parse
 
 import requests
+import urllib3
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import hashes, serialization
@@ -41,6 +42,9 @@ NETWORK_ERROR = saltedge_errors.NETWORK_ERROR
 TIMEOUT = saltedge_errors.TIMEOUT
 INVALID_RESPONSE = saltedge_errors.INVALID_RESPONSE
 UNEXPECTED_REDIRECT = saltedge_errors.UNEXPECTED_REDIRECT
+PAGE_CYCLE = saltedge_errors.PAGE_CYCLE
+TOO_MANY_PAGES = saltedge_errors.TOO_MANY_PAGES
+RESPONSE_TOO_LARGE = saltedge_errors.RESPONSE_TOO_LARGE
 NOT_RETRYABLE_CLASSES = saltedge_errors.NOT_RETRYABLE_CLASSES
 REFRESH_NOT_NOW_CLASSES = saltedge_errors.REFRESH_NOT_NOW_CLASSES
 meaning_of = saltedge_errors.meaning_of
@@ -54,6 +58,23 @@ SIGNATURE_VALIDITY_SECONDS = 60
 DEFAULT_SCOPES = ("accounts", "transactions")
 # Without these Salt Edge sends the user back with neither the connection nor the error.
 RETURN_HINTS = {"return_connection_id": True, "return_error_class": True}
+
+# The caps on what one listing and one answer may cost; a stop is a SaltEdgeError, never
+# a silent end. Salt Edge chooses its page size (the sandbox, like Salt Edge's per_page,
+# gives at most 1,000 records a page): 10,000 pages are ten million transactions at that
+# size, still a million if Salt Edge paged by 100, while a busy account's longest history
+# (a year of consent at 2,000 transactions a day) is 730,000. And were a cap ever met, the
+# import keeps a cursor per page and goes on from there at its next run.
+MAX_PAGES = 10_000
+# A page of 1,000 transactions is 0.65 MiB of JSON in the sandbox, 1 to 2 MiB with a real
+# bank's longer texts; 32 MiB leaves well over ten times that, and parsed into Python
+# (several times its size) still fits an Odoo worker's memory limit. Counted on the decoded
+# body, so a small compressed answer that unpacks into a huge one is stopped too.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# The body is read in pieces of this size (requests reads ``content`` in 10 KiB too); a
+# gzip or deflate piece decodes to at most about a thousand times that, ~10 MiB.
+READ_CHUNK_BYTES = 10 * 1024
+MIB = 1024 * 1024
 
 # Only a new consent (a reconnect through the widget) helps with these.
 CONSENT_EXPIRED_CLASSES = frozenset(
@@ -316,6 +337,29 @@ def _compact(mapping):
     return {key: value for key, value in mapping.items() if value is not None}
 
 
+def _size_in_words(size):
+    """``32 MiB`` or ``1,000 bytes``: a cap as a person reads it."""
+    if size >= MIB and size % MIB == 0:
+        return f"{size // MIB} MiB"
+    return f"{size:,} bytes"
+
+
+def _read_piece(raw, amount):
+    """Up to ``amount`` bytes of the body from urllib3's ``raw`` (decoded when compressed),
+    with urllib3's failures turned into the requests exceptions that ``Response.content``
+    raises for them, so a body cut off or too slow is the same NetworkError as before."""
+    try:
+        return raw.read(amount, decode_content=True)
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from None
+    except urllib3.exceptions.HTTPError as exc:  # ReadTimeoutError among them
+        raise requests.exceptions.ConnectionError(exc) from None
+
+
 class SaltEdgeClient:
     """Client for the Salt Edge Account Information API v6.
 
@@ -327,6 +371,11 @@ class SaltEdgeClient:
     is raised (at once when the budget would not cover the wait). Other 4xx
     answers are raised at once. Note that a POST retried after a timeout or a 5xx may have
     been processed the first time (e.g. ``create_customer`` then answers DuplicatedCustomer).
+
+    ``max_pages`` caps the pages of one listing and ``max_response_bytes`` the decoded
+    size of one answer (see ``MAX_PAGES`` and ``MAX_RESPONSE_BYTES``). A listing whose
+    ``next_id`` comes back to a page already read raises PageCycle, one that goes on past
+    the cap TooManyPages, an answer past its cap ResponseTooLarge; none is retried.
     """
 
     def __init__(
@@ -344,9 +393,13 @@ class SaltEdgeClient:
         sleep=time.sleep,
         clock=time.time,
         budget=None,
+        max_pages=MAX_PAGES,
+        max_response_bytes=MAX_RESPONSE_BYTES,
     ):
         if not timeout:
             raise ValueError("Salt Edge calls need a timeout.")
+        if max_pages < 1 or max_response_bytes < 1:
+            raise ValueError("Salt Edge's pages and answers need caps of at least one.")
         # Seconds all calls of this client may take together (a person waiting), or None.
         self._deadline = time.monotonic() + budget if budget else None
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -361,6 +414,8 @@ class SaltEdgeClient:
         self.logger = logger or _logger
         self._sleep = sleep
         self._clock = clock
+        self.max_pages = int(max_pages)
+        self.max_response_bytes = int(max_response_bytes)
 
     def __repr__(self):
         return f"<SaltEdgeClient {self.base_url} app {self.app_id}>"
@@ -388,11 +443,12 @@ class SaltEdgeClient:
             attempt += 1
             timeout = self._timeout_left(method, path)
             started = time.monotonic()
-            response, error = None, None
+            response, content, error = None, None, None
             try:
                 response = self._send(method, url, body, timeout)
+                content = self._read_body(response)
             except requests.exceptions.RequestException as exc:
-                error = self._network_error(exc, method, path)
+                response, error = None, self._network_error(exc, method, path)
             elapsed_ms = (time.monotonic() - started) * 1000
             if response is not None:
                 self.logger.debug(
@@ -402,7 +458,7 @@ class SaltEdgeClient:
                     response.status_code,
                     elapsed_ms,
                 )
-                document, error = self._read_response(response, method, path)
+                document, error = self._read_response(response, content, method, path)
                 if error is None:
                     return document
             else:
@@ -452,7 +508,8 @@ class SaltEdgeClient:
         return min(self.timeout, left)
 
     def _send(self, method, url, body, timeout=None):
-        """Send exactly ``url`` and ``body``, signed with a fresh Expires-at."""
+        """Send exactly ``url`` and ``body``, signed with a fresh Expires-at. The answer's
+        body is left unread (streamed) for ``_read_body``."""
         headers = {
             "App-id": self.app_id,
             "Secret": self._secret,
@@ -467,7 +524,8 @@ class SaltEdgeClient:
         prepared = self.session.prepare_request(request)
         # requests may requote the URL; the signed string must be what goes on the wire.
         prepared.url = url
-        settings = self.session.merge_environment_settings(url, {}, None, None, None)
+        # stream: requests would read the whole body at once, whatever its size.
+        settings = self.session.merge_environment_settings(url, {}, True, None, None)
         # Never follow a redirect: requests would carry the Secret header to the new host.
         return self.session.send(
             prepared, timeout=timeout or self.timeout, allow_redirects=False, **settings
@@ -489,12 +547,30 @@ class SaltEdgeClient:
             error_class, message = "RequestError", f"the request failed ({type(exc).__name__})."
         return SaltEdgeError(message, error_class=error_class, method=method, path=path)
 
-    def _read_response(self, response, method, path):
-        """Return ``(document, None)`` for a good answer, ``(None, SaltEdgeError)`` else."""
+    def _read_body(self, response):
+        """The answer's body, decoded, or None when it is larger than
+        ``max_response_bytes``: then no more than one byte past the cap was read (the
+        Content-Length is not trusted, a chunked answer has none). The response is closed
+        either way; a connection with a body left unread is not reused."""
+        limit = self.max_response_bytes
+        raw = response.raw
+        pieces, size = [], 0
         try:
-            document = json.loads(response.content.decode("utf-8"))
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError
-            document = None
+            while size <= limit:
+                piece = _read_piece(raw, min(READ_CHUNK_BYTES, limit + 1 - size))
+                if piece:
+                    pieces.append(piece)
+                    size += len(piece)
+                elif raw.closed:
+                    break
+                # Else a compressed piece gave nothing yet (urllib3 1.26): read on.
+        finally:
+            response.close()
+        return b"".join(pieces) if size <= limit else None
+
+    def _read_response(self, response, content, method, path):
+        """Return ``(document, None)`` for a good answer, ``(None, SaltEdgeError)`` else.
+        ``content`` is the body ``_read_body`` read, None when it was too large."""
         headers = response.headers
         request_id = headers.get("X-Request-Id") or headers.get("Request-Id")
         if response.is_redirect or 300 <= response.status_code < 400:
@@ -505,6 +581,19 @@ class SaltEdgeClient:
                 method=method,
                 path=path,
             )
+        if content is None:
+            return None, SaltEdgeError(
+                f"Salt Edge's answer is larger than {_size_in_words(self.max_response_bytes)}.",
+                status=response.status_code,
+                error_class=RESPONSE_TOO_LARGE,
+                request_id=request_id,
+                method=method,
+                path=path,
+            )
+        try:
+            document = json.loads(content.decode("utf-8"))
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            document = None
         if response.ok and isinstance(document, dict):
             return document, None
         if response.ok:
@@ -564,24 +653,53 @@ class SaltEdgeClient:
         return data
 
     def _pages(self, path, params, from_id=None):
-        """Yield ``(items, next_id)`` page by page, following ``meta.next_id``."""
+        """Yield ``(items, next_id)`` page by page, following ``meta.next_id``.
+
+        Stops with a SaltEdgeError when a ``next_id`` comes back to a page this listing
+        already read (PageCycle: that page is not yielded, so a cursor kept from the pages
+        yielded stays good), or when a ``max_pages``-th page still has a next one
+        (TooManyPages, after yielding it: the next listing goes on from its cursor).
+        """
+        read = set()
+        pages = 0
         while True:
-            page_params = [*params, ("from_id", from_id)]
-            document = self._request("GET", path, params=page_params)
+            if pages == self.max_pages:
+                raise SaltEdgeError(
+                    f"Salt Edge's list has more than {self.max_pages:,} pages.",
+                    status=200,
+                    error_class=TOO_MANY_PAGES,
+                    method="GET",
+                    path=path,
+                )
+            pages += 1
+            read.add(None if from_id is None else str(from_id))
+            document = self._request("GET", path, params=[*params, ("from_id", from_id)])
             items = document.get("data")
             meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
             next_id = meta.get("next_id")
-            if not isinstance(items, list) or (next_id is not None and next_id == from_id):
-                # A cursor that does not move would loop forever.
+            if next_id == "":
+                next_id = None
+            if not isinstance(items, list) or not isinstance(next_id, (str, int, type(None))):
                 raise SaltEdgeError(
-                    "the page has no list of data or its next_id does not move.",
+                    "the page has no list of data or its next_id is no id.",
                     status=200,
                     error_class=INVALID_RESPONSE,
                     method="GET",
                     path=path,
                 )
+            if next_id is not None and str(next_id) in read:
+                # A cursor that comes back (A, B, A...) would loop for ever.
+                shown = self._scrub(str(next_id)[:64])
+                raise SaltEdgeError(
+                    f"Salt Edge's pages went round in a circle (next_id {shown} was already "
+                    "read).",
+                    status=200,
+                    error_class=PAGE_CYCLE,
+                    method="GET",
+                    path=path,
+                )
             yield items, next_id
-            if next_id is None or next_id == "":
+            if next_id is None:
                 return
             from_id = next_id
 

@@ -29,6 +29,11 @@ NETWORK_ERROR = "NetworkError"
 TIMEOUT = "Timeout"
 INVALID_RESPONSE = "InvalidResponse"
 UNEXPECTED_REDIRECT = "UnexpectedRedirect"
+# The client stopped reading: Salt Edge's pages came back to one already read, a list went
+# on past the client's page cap, or one answer was larger than its byte cap.
+PAGE_CYCLE = "PageCycle"
+TOO_MANY_PAGES = "TooManyPages"
+RESPONSE_TOO_LARGE = "ResponseTooLarge"
 
 
 # pylint: disable=prefer-env-translation
@@ -65,6 +70,10 @@ SENTENCE_NO_ANSWER = _lt(
     "Salt Edge could not be reached or its answer could not be read (%(error)s). Try again "
     "in a few minutes."
 )
+SENTENCE_STOPPED = _lt(
+    "Odoo stopped reading from Salt Edge: %(error)s Try again later; if this error stays, "
+    "contact your Odoo partner."
+)
 SENTENCE_OTHER = _lt("Salt Edge answered with an error: %(error)s")
 
 # class -> (meaning, sentence)
@@ -96,6 +105,10 @@ ERRORS = {
     NETWORK_ERROR: (RETRY_LATER, SENTENCE_NO_ANSWER),
     TIMEOUT: (RETRY_LATER, SENTENCE_NO_ANSWER),
     INVALID_RESPONSE: (RETRY_LATER, SENTENCE_NO_ANSWER),
+    # The scheduled runs go on from their cursor; the same answer again needs a person.
+    PAGE_CYCLE: (RETRY_LATER, SENTENCE_STOPPED),
+    TOO_MANY_PAGES: (RETRY_LATER, SENTENCE_STOPPED),
+    RESPONSE_TOO_LARGE: (RETRY_LATER, SENTENCE_STOPPED),
     # Our own settings (keys, Secret, clock, URLs) are wrong: an administrator must act.
     "WrongSecret": (SETUP, SENTENCE_SETUP),
     "ApiKeyNotFound": (SETUP, SENTENCE_SETUP),
@@ -115,8 +128,17 @@ REFRESH_NOT_NOW_CLASSES = frozenset({"ConnectionCannotBeRefreshed", "BackgroundF
 
 # Retried by the client within seconds: an answer that may be different a moment later.
 # Limits counted per day and "not before" answers are not: retrying only wastes the tries.
+# Nor are the client's own stops: the same list or answer, read again, only stops the same
+# way (a large answer after downloading up to the cap once more).
 NOT_RETRYABLE_CLASSES = frozenset(
-    {"BackgroundFetchLimitExceeded", "ConnectionCannotBeRefreshed", "ConnectionAlreadyProcessing"}
+    {
+        "BackgroundFetchLimitExceeded",
+        "ConnectionCannotBeRefreshed",
+        "ConnectionAlreadyProcessing",
+        PAGE_CYCLE,
+        TOO_MANY_PAGES,
+        RESPONSE_TOO_LARGE,
+    }
 )
 
 

@@ -15,6 +15,8 @@ from .responses import json_response
 
 SCOPES = ("accounts", "transactions", "holder_info")
 MAX_PER_PAGE = 1000
+# Set in a request's WSGI environ by the ``page_cycle`` fault (see control.py).
+PAGE_CYCLE = "sandbox.page_cycle"
 
 
 def read_body(request):
@@ -98,7 +100,9 @@ class Api:
 
     # --- helpers -----------------------------------------------------------------------
     def page(self, request, items, to_json):
-        """One page of ``items`` (sorted by id) from ``from_id``, with Salt Edge's meta."""
+        """One page of ``items`` (sorted by id) from ``from_id``, with Salt Edge's meta.
+        Under the ``page_cycle`` fault ``next_id`` points back to the page before."""
+        every = items
         from_id = request.args.get("from_id")
         if from_id:
             if not from_id.isdigit():
@@ -109,6 +113,9 @@ class Api:
             size = max(1, min(MAX_PER_PAGE, int(request.args["per_page"])))
         chunk, rest = items[:size], items[size:]
         next_id = rest[0]["id"] if rest else None
+        if request.environ.get(PAGE_CYCLE) and every:
+            start = len(every) - len(items)
+            next_id = every[max(0, start - size)]["id"]
         next_page = None
         if next_id is not None:
             args = [(k, v) for k, v in request.args.items(multi=True) if k != "from_id"]

@@ -16,7 +16,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import signing, witness
-from .api import Api
+from .api import PAGE_CYCLE, Api
 from .bank import Bank
 from .callbacks import CallbackSender
 from .config import SandboxConfig
@@ -133,6 +133,8 @@ class SandboxApp:
         self.requests_log.append(entry)
         fault = self._take_fault(request)
         entry["fault"] = fault and fault["kind"]
+        if fault and fault["kind"] == "page_cycle":
+            request.environ[PAGE_CYCLE] = True
         response = self._fault_response(fault, request)
         if response is None:
             try:
@@ -247,7 +249,7 @@ class SandboxApp:
         if kind == "garbage":
             body = "<html><body><h1>502 Bad Gateway</h1>upstream sent garbage</body></html>"
             return Response(body, status=200, content_type="text/html")
-        return None  # truncated: answered normally, then cut
+        return None  # truncated: answered normally, then cut; page_cycle: see Api.page
 
 
 def make_app(config=None, **kwargs):

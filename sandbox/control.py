@@ -16,7 +16,7 @@ from .providers import PROVIDERS_BY_CODE, logo_svg
 from .responses import json_response
 from .state import parse_iso
 
-FAULT_KINDS = ("429", "500", "timeout", "garbage", "truncated")
+FAULT_KINDS = ("429", "500", "timeout", "garbage", "truncated", "page_cycle")
 MAX_WAIT_SECONDS = 600
 
 
@@ -103,7 +103,12 @@ class Control:
 
     def faults(self, request):
         """POST ``{"kind", "count", "path_prefix", "delay", "retry_after", "after"}`` queues a
-        fault; ``after`` lets that many matching requests through first (e.g. page two)."""
+        fault; ``after`` lets that many matching requests through first (e.g. page two).
+
+        ``page_cycle`` answers a list page normally but for its ``meta.next_id``, which
+        points back to the page before it (on the first page, to the first page itself):
+        a client that follows it goes round in a circle. Give it the list's
+        ``path_prefix`` (e.g. ``/transactions``); another request spends it unchanged."""
         if request.method == "POST":
             body = body_of(request)
             if body is None or str(body.get("kind")) not in FAULT_KINDS:

@@ -359,6 +359,37 @@ class TestFaults(ImportMixin, BankConnectionCase):
 
         self.for_each_fault(case)
 
+    def test_pages_going_round_in_a_circle_fail_the_run_in_words_and_double_nothing(self):
+        self.reset_sandbox()
+        connection = self.connected(N_BANK, journal=self.n_journal)
+        account = connection.account_ids
+        remote = [str(t["id"]) for t in self.remote_transactions(connection, account)]
+        self.assertEqual(len(remote), N_TRANSACTIONS)
+        read_before = len(self.sandbox_api_requests("GET", "/transactions"))
+        connection.last_refresh_request = fields.Datetime.now()
+        # Page three, the last, says its next page is page two, which the run has read.
+        self.add_fault(kind="page_cycle", count=1, path_prefix="/transactions", after=2)
+        with self.assertLogs(MODULE_LOGGER, "WARNING"):
+            run, error = self.run_import(connection)
+        self.assert_fault_spent("page_cycle", 1)
+        self.assertEqual(error.error_class, "PageCycle")
+        # Three pages asked for and not one more; page three, pointing back, not imported.
+        read = len(self.sandbox_api_requests("GET", "/transactions")) - read_before
+        self.assertEqual(read, 3)
+        self.assertEqual((run.state, run.created_count), ("failed", 2 * PAGE_SIZE))
+        words = f"Salt Edge's pages went round in a circle (next_id {remote[PAGE_SIZE]} was"
+        self.assert_in_words(connection.last_error, words)
+        self.assert_in_words(run.error, words)
+        (message,) = self.messages_of(connection, "The import failed")
+        self.assertIn("Odoo stopped reading from Salt Edge", message.body)
+        ids = self.imported(self.n_journal).mapped("saltedge_transaction_id")
+        self.assertEqual(sorted(ids), sorted(remote[: 2 * PAGE_SIZE]))
+        self.assert_nothing_doubled(connection, self.n_journal)
+        self.assertEqual(account.last_transaction_id, remote[2 * PAGE_SIZE - 1])
+        # Salt Edge pages right again: the next run brings the rest, once.
+        run = self.clear_and_run_again(connection, self.n_journal)
+        self.assertEqual(run.created_count, N_TRANSACTIONS - 2 * PAGE_SIZE + 1)
+
     def clear_and_run_again(self, connection, journal):
         """The fault is gone: the next run brings everything, once, and clears the error."""
         self.clear_faults()

@@ -8,7 +8,10 @@ a few use a tiny local HTTP server to serve answers the sandbox never gives.
 import base64
 import datetime
 import email.utils
+import gzip
 import http.server
+import io
+import itertools
 import json
 import logging
 import threading
@@ -18,6 +21,7 @@ import urllib.parse
 import uuid
 
 import requests
+import urllib3
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -145,13 +149,28 @@ class RecordingSession(requests.Session):
 # ---------------------------------------------------------------- a tiny scripted server
 
 
+class Streamed:
+    """A body ScriptedServer sends as it comes: with its Content-Length, or without one in
+    chunks of ``chunk_size`` bytes (``Transfer-Encoding: chunked``). With ``stall_after``
+    only that many bytes are sent, then the server keeps the connection open and silent
+    until the test ends: a client that wants one byte more waits for its read timeout."""
+
+    def __init__(self, body, chunk_size=None, stall_after=None):
+        self.body = body
+        self.chunk_size = chunk_size
+        self.stall_after = stall_after
+
+
 class ScriptedServer:
     """An HTTP server answering from a script of ``(status, headers, body)`` tuples (the last
-    one repeats) and recording each request's method, path, headers and body."""
+    one repeats) and recording each request's method, path, headers and body. An answer may
+    also be a function of the request's path (and query) returning such a tuple; a body is
+    bytes, a JSON document or a ``Streamed``."""
 
     def __init__(self, *answers):
         self.answers = list(answers)
         self.requests = []
+        self.closing = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -160,15 +179,35 @@ class ScriptedServer:
                 body = self.rfile.read(length) if length else b""
                 server.requests.append((self.command, self.path, dict(self.headers), body))
                 index = min(len(server.requests), len(server.answers)) - 1
-                status, headers, payload = server.answers[index]
+                answer = server.answers[index]
+                status, headers, payload = answer(self.path) if callable(answer) else answer
+                streamed = payload if isinstance(payload, Streamed) else Streamed(payload)
+                payload = streamed.body
                 if not isinstance(payload, bytes):
                     payload = json.dumps(payload).encode()
+                sent = len(payload) if streamed.stall_after is None else streamed.stall_after
+                if streamed.chunk_size:
+                    # Chunked needs HTTP/1.1; one answer per connection keeps it simple.
+                    self.protocol_version = "HTTP/1.1"
                 self.send_response(status)
                 for name, value in {"Content-Type": "application/json", **headers}.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
+                if streamed.chunk_size:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.send_header("Connection", "close")
+                else:
+                    self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if streamed.chunk_size:
+                    for start in range(0, sent, streamed.chunk_size):
+                        piece = payload[start : min(start + streamed.chunk_size, sent)]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    if streamed.stall_after is None:
+                        self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.wfile.write(payload[:sent])
+                if streamed.stall_after is not None:
+                    server.closing.wait(30)
 
             do_GET = do_POST = do_DELETE = _answer
 
@@ -186,21 +225,54 @@ class ScriptedServer:
         return self
 
     def __exit__(self, *exc):
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def from_ids(self):
+        """The ``from_id`` of each request, None when it had none."""
+        return [query_value(path, "from_id") for _method, path, _headers, _body in self.requests]
+
+
+def query_value(path, name):
+    """One parameter of a request path's query string, or None."""
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get(name, [None])[0]
+
+
+def listing(next_ids):
+    """An answer for ScriptedServer: a page of one item per ``from_id``, whose
+    ``meta.next_id`` is ``next_ids(from_id)`` (from_id None on the first page)."""
+
+    def answer(path):
+        from_id = query_value(path, "from_id")
+        page = {"data": [{"id": from_id}], "meta": {"next_id": next_ids(from_id)}}
+        return 200, {}, page
+
+    return answer
+
+
+def json_of_size(size):
+    """A JSON object of exactly ``size`` bytes."""
+    empty = json.dumps({"data": {"id": "1", "pad": ""}}).encode()
+    document = json.dumps({"data": {"id": "1", "pad": "x" * (size - len(empty))}}).encode()
+    assert len(document) == size
+    return document
+
 
 def _canned(status, document):
+    """A response as requests' adapter builds it when streaming: the body still to read."""
+    body = json.dumps(document).encode()
     response = requests.Response()
     response.status_code = status
-    response._content = json.dumps(document).encode()
+    response.raw = urllib3.HTTPResponse(body=io.BytesIO(body), status=status, preload_content=False)
     response.headers["Content-Type"] = "application/json"
     return response
 
 
 def scripted_client(server, **kwargs):
     kwargs.setdefault("sleep", RecordingSleep())
-    return SaltEdgeClient(server.url, APP_ID, SECRET, timeout=(2, 5), **kwargs)
+    kwargs.setdefault("timeout", (2, 5))
+    return SaltEdgeClient(server.url, APP_ID, SECRET, **kwargs)
 
 
 # --------------------------------------------------------------------------- signatures
@@ -474,15 +546,6 @@ class TestErrorParsing(unittest.TestCase):
         self.assertEqual(caught.exception.error_class, "InvalidResponse")
         self.assertEqual(len(server.requests), 2)
 
-    def test_a_cursor_that_does_not_move_stops_the_pagination(self):
-        page = {"data": [{"id": "1"}], "meta": {"next_id": "1", "next_page": "/x"}}
-        with ScriptedServer((200, {}, page)) as server:
-            pages = scripted_client(server).iter_transaction_pages("c", "a", from_id="1")
-            with self.assertRaises(SaltEdgeError) as caught:
-                list(pages)
-        self.assertEqual(caught.exception.error_class, "InvalidResponse")
-        self.assertEqual(len(server.requests), 1)
-
     def test_connect_options_are_sent_in_the_contract_shape(self):
         answer = {"data": {"expires_at": "2030-01-01T00:00:00Z", "connect_url": "https://w/x"}}
         with ScriptedServer((200, {}, answer)) as server:
@@ -557,6 +620,129 @@ class TestErrorParsing(unittest.TestCase):
         self.assertTrue(caught.exception.is_configuration_error)
         self.assertNotIn(SECRET, str(caught.exception))
         self.assertNotIn(SECRET, caught.exception.message)
+
+
+# ---------------------------------------------------- bounds on pages and on answers' sizes
+
+# More pages than any listing here could want: a client stuck in a loop yields this many
+# before the test gives up on it, instead of looping for ever.
+ENOUGH_PAGES = 50
+SMALL_ANSWER = 1000
+EXACTLY_THE_CAP = json.loads(json_of_size(SMALL_ANSWER))
+
+
+class TestBoundedPagesAndAnswers(unittest.TestCase):
+    def test_pages_going_round_in_a_circle_stop_once_the_circle_closes(self):
+        # None -> A -> B -> A -> B ...: each list of the client meets the same circle.
+        circle = {None: "A", "A": "B", "B": "A"}
+        with ScriptedServer(listing(circle.get)) as server:
+            client = scripted_client(server)
+            # One item a page: as many items as pages.
+            for name, items in (
+                ("transactions", client.list_transactions("c", "a")),
+                ("accounts", client.list_accounts("c")),
+                ("consents", client.list_consents("c")),
+                ("connections", client.list_connections("c")),
+            ):
+                with self.subTest(name):
+                    server.requests.clear()
+                    read = []
+                    with self.assertRaises(SaltEdgeError) as caught:
+                        for item in itertools.islice(items, ENOUGH_PAGES):
+                            read.append(item["id"])
+                    error = caught.exception
+                    self.assertEqual(error.error_class, "PageCycle")
+                    self.assertIn(
+                        "Salt Edge's pages went round in a circle (next_id A was already read)",
+                        str(error),
+                    )
+                    self.assertFalse(error.is_retryable)
+                    # A and B were read once each; B's page, which points back, is not given.
+                    self.assertEqual(server.from_ids(), [None, "A", "B"])
+                    self.assertEqual(read, [None, "A"])
+
+    def test_a_cursor_that_does_not_move_is_a_circle_of_one_page(self):
+        with ScriptedServer(listing(lambda from_id: "1")) as server:
+            pages = scripted_client(server).iter_transaction_pages("c", "a", from_id="1")
+            with self.assertRaises(SaltEdgeError) as caught:
+                list(itertools.islice(pages, ENOUGH_PAGES))
+        self.assertEqual(caught.exception.error_class, "PageCycle")
+        self.assertEqual(len(server.requests), 1)
+
+    def test_a_list_longer_than_max_pages_stops_there(self):
+        def endless(from_id):
+            return str(int(from_id or 0) + 1)
+
+        with ScriptedServer(listing(endless)) as server:
+            client = scripted_client(server, max_pages=3)
+            pages = client.iter_transaction_pages("c", "a")
+            read = []
+            with self.assertRaises(SaltEdgeError) as caught:
+                for items, _next_id in itertools.islice(pages, ENOUGH_PAGES):
+                    read += [item["id"] for item in items]
+        error = caught.exception
+        self.assertEqual(error.error_class, "TooManyPages")
+        self.assertIn("Salt Edge's list has more than 3 pages", str(error))
+        self.assertFalse(error.is_retryable)
+        # Three pages read and given, the fourth never asked for.
+        self.assertEqual(read, [None, "1", "2"])
+        self.assertEqual(server.from_ids(), [None, "1", "2"])
+
+        # A list of exactly max_pages pages is whole.
+        with ScriptedServer(
+            listing(lambda from_id: None if from_id == "2" else endless(from_id))
+        ) as server:
+            client = scripted_client(server, max_pages=3)
+            self.assertEqual(
+                [t["id"] for t in client.list_transactions("c", "a")], [None, "1", "2"]
+            )
+
+    def assert_too_large(self, server, client):
+        with self.assertRaises(SaltEdgeError) as caught:
+            client.get_connection("1")
+        error = caught.exception
+        self.assertEqual((error.error_class, error.status), ("ResponseTooLarge", 200))
+        self.assertIn("Salt Edge's answer is larger than 1,000 bytes", str(error))
+        self.assertFalse(error.is_retryable)
+        self.assertEqual(len(server.requests), 1)
+
+    def test_an_answer_larger_than_the_cap_is_refused_after_one_byte_more_than_the_cap(self):
+        # The server sends one byte more than the cap, then nothing: a client that reads
+        # further waits for its read timeout instead of refusing the answer.
+        big = json_of_size(100 * SMALL_ANSWER)
+        for name, streamed in (
+            ("with its Content-Length", Streamed(big, stall_after=SMALL_ANSWER + 1)),
+            (
+                "chunked, without a length",
+                Streamed(big, chunk_size=300, stall_after=SMALL_ANSWER + 1),
+            ),
+        ):
+            with self.subTest(name), ScriptedServer((200, {}, streamed)) as server:
+                client = scripted_client(
+                    server, max_response_bytes=SMALL_ANSWER, max_retries=1, timeout=(2, 2)
+                )
+                self.assert_too_large(server, client)
+        # An answer of exactly the cap is read whole, with or without its length.
+        for streamed in (
+            Streamed(json_of_size(SMALL_ANSWER)),
+            Streamed(json_of_size(SMALL_ANSWER), chunk_size=300),
+        ):
+            with ScriptedServer((200, {}, streamed)) as server:
+                client = scripted_client(server, max_response_bytes=SMALL_ANSWER)
+                self.assertEqual(client.get_connection("1"), EXACTLY_THE_CAP["data"])
+
+    def test_a_compressed_answer_counts_as_decoded_and_a_small_one_is_read_whole(self):
+        gzipped = {"Content-Encoding": "gzip"}
+        small = gzip.compress(json_of_size(SMALL_ANSWER))
+        with ScriptedServer((200, gzipped, small)) as server:
+            client = scripted_client(server, max_response_bytes=SMALL_ANSWER)
+            self.assertEqual(client.get_connection("1"), EXACTLY_THE_CAP["data"])
+        # A megabyte that travels as about a kilobyte.
+        bomb = gzip.compress(json_of_size(1000 * SMALL_ANSWER))
+        self.assertLess(len(bomb), 2 * SMALL_ANSWER)
+        with ScriptedServer((200, gzipped, bomb)) as server:
+            client = scripted_client(server, max_response_bytes=SMALL_ANSWER, max_retries=1)
+            self.assert_too_large(server, client)
 
 
 # ------------------------------------------------------------------------- the sandbox

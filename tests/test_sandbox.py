@@ -1390,6 +1390,34 @@ class FaultTest(SandboxCase):
         log = self.control("GET", "/requests")["data"]
         self.assertEqual([entry["fault"] for entry in log[-2:]], [None, "500"])
 
+    def test_page_cycle_points_a_pages_next_id_back_to_the_page_before(self):
+        connection_id = self.connect("fakebank_oauth_with_n_transactions_xf")
+        query = {"connection_id": connection_id}
+        pages = [self.client.ok("GET", "/transactions", query)]
+        while pages[-1]["meta"]["next_id"]:
+            from_id = pages[-1]["meta"]["next_id"]
+            pages.append(self.client.ok("GET", "/transactions", {**query, "from_id": from_id}))
+        starts = [page["data"][0]["id"] for page in pages]
+        self.assertEqual(len(starts), 3)
+
+        # Page one goes through; page three, the last, points back to page two; then the
+        # fault is spent and page three is the last again.
+        self.fault(kind="page_cycle", path_prefix="/transactions", after=1)
+        self.assertEqual(self.client.ok("GET", "/transactions", query), pages[0])
+        third = {**query, "from_id": starts[2]}
+        cycled = self.client.ok("GET", "/transactions", third)
+        self.assertEqual(cycled["data"], pages[2]["data"])
+        self.assertEqual(cycled["meta"]["next_id"], starts[1])
+        self.assertIn(f"from_id={starts[1]}", cycled["meta"]["next_page"])
+        self.assertEqual(self.client.ok("GET", "/transactions", third), pages[2])
+        log = self.control("GET", "/requests?limit=3")["data"]
+        self.assertEqual([entry["fault"] for entry in log], [None, "page_cycle", None])
+
+        # On the first page it points to the first page itself.
+        self.fault(kind="page_cycle", path_prefix="/transactions")
+        first = self.client.ok("GET", "/transactions", query)
+        self.assertEqual(first["meta"]["next_id"], starts[0])
+
 
 class PersistenceTest(unittest.TestCase):
     def test_a_restart_with_the_same_state_file_loses_nothing(self):
