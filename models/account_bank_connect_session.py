@@ -160,15 +160,19 @@ class AccountBankConnectSession(models.Model):
         every second, and each slice asks Salt Edge (whose rate limit all companies of the
         database share), so between two slices the page only reads the count."""
         self.ensure_one()
+        # The clock, not now() (the start of the transaction, which a test's requests
+        # share and a long request's may be older than the other request's slice).
         claimed = self.env.execute_query(
             SQL(
                 "UPDATE account_bank_connect_session "
-                "SET import_state = 'running', import_started_at = now() at time zone 'UTC' "
+                "SET import_state = 'running', "
+                "    import_started_at = clock_timestamp() at time zone 'UTC' "
                 "WHERE id = %s AND ("
                 "  (import_state = 'waiting' AND (import_started_at IS NULL"
-                "   OR import_started_at <= now() at time zone 'UTC' - make_interval(secs => %s)))"
-                "  OR (import_state = 'running'"
-                "   AND import_started_at < now() at time zone 'UTC' - make_interval(mins => %s))"
+                "   OR import_started_at"
+                "      <= clock_timestamp() at time zone 'UTC' - make_interval(secs => %s)))"
+                "  OR (import_state = 'running' AND import_started_at"
+                "      < clock_timestamp() at time zone 'UTC' - make_interval(mins => %s))"
                 ") RETURNING id",
                 self.id,
                 const.FIRST_SLICE_MIN_INTERVAL_SECONDS,
