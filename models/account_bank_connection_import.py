@@ -24,6 +24,17 @@ from odoo.tools import SQL
 from odoo.tools.misc import formatLang
 
 from ..saltedge_client import SaltEdgeError
+from ..saltedge_transactions import (
+    NO_AMOUNT,
+    NO_DATE,
+    NO_ID,
+    InvalidTransaction,
+    clean_id,
+    clean_transaction,
+    display,
+    is_marked_duplicate,
+    is_pending,
+)
 from . import const
 from .account_bank_connection import parse_saltedge_datetime
 from .utils import commits_allowed
@@ -37,6 +48,15 @@ IBAN_PATTERN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{8,30}$")
 ERROR_TEXT_LIMIT = 1000
 # The waiting page's first lines: this many are committed before the rest of the first page.
 FIRST_CHUNK = 20
+# What the database raises for a value it refuses (a NUL: psycopg2's ValueError; a
+# constraint, a type, a length: DataError, IntegrityError): a line it refuses is skipped.
+# Anything else (a lock, a lost connection, a setup error) fails the page as it is.
+REFUSED_VALUE_ERRORS = (
+    ValueError,
+    psycopg2.DataError,
+    psycopg2.errors.CheckViolation,
+    psycopg2.errors.UniqueViolation,
+)
 
 
 class ImportHandedOver(Exception):
@@ -51,6 +71,10 @@ class ImportCounts:
     duplicates: int = 0
     matched: int = 0
     pending: int = 0
+    # Transactions that cannot become a line, and a line of text for each (the first
+    # SKIPPED_NOTE_LINES of them; the count holds them all).
+    skipped: int = 0
+    skipped_notes: tuple = ()
 
     def add(self, other):
         self.fetched += other.fetched
@@ -58,6 +82,14 @@ class ImportCounts:
         self.duplicates += other.duplicates
         self.matched += other.matched
         self.pending += other.pending
+        self.skipped += other.skipped
+        self.skipped_notes = (self.skipped_notes + other.skipped_notes)[: const.SKIPPED_NOTE_LINES]
+
+    def skip(self, note):
+        """Count one skipped transaction, said by ``note``."""
+        self.skipped += 1
+        if len(self.skipped_notes) < const.SKIPPED_NOTE_LINES:
+            self.skipped_notes += (note,)
 
     def as_vals(self):
         return {
@@ -66,6 +98,8 @@ class ImportCounts:
             "duplicate_count": self.duplicates,
             "matched_count": self.matched,
             "pending_count": self.pending,
+            "skipped_count": self.skipped,
+            "skipped_note": "\n".join(self.skipped_notes) or False,
         }
 
     @classmethod
@@ -77,6 +111,8 @@ class ImportCounts:
             run.duplicate_count,
             run.matched_count,
             run.pending_count,
+            run.skipped_count,
+            tuple((run.skipped_note or "").splitlines()),
         )
 
 
@@ -115,6 +151,31 @@ class AccountBankConnection(models.Model):
         help="A run that stopped after its time slice (the waiting page's first import): the "
         "next run of this connection, scheduled or not, goes on with it from the cursors.",
     )
+    last_skip_run_id = fields.Many2one(
+        "account.bank.import.run",
+        string="Last import with skipped transactions",
+        compute="_compute_last_skip",
+        help="The last import that met transactions Salt Edge sent but that could not become "
+        "statement lines.",
+    )
+    skipped_note = fields.Text(string="Transactions not imported", compute="_compute_last_skip")
+
+    @api.depends("import_run_ids.skipped_count", "import_run_ids.skipped_note")
+    def _compute_last_skip(self):
+        # Read from the runs, not written on the connection: the import never writes the
+        # connection's row for it.
+        Run = self.env["account.bank.import.run"]
+        for connection in self:
+            run = (
+                Run.search(
+                    [("connection_id", "=", connection._origin.id), ("skipped_count", ">", 0)],
+                    limit=1,
+                )
+                if connection._origin.id
+                else Run
+            )
+            connection.last_skip_run_id = run
+            connection.skipped_note = run.skipped_note
 
     # ------------------------------------------------------------------------------------
     # Entry points: the button, the return from the bank, the scheduled action
@@ -451,6 +512,11 @@ class AccountBankConnection(models.Model):
         and noted where Salt Edge's fetch was then (``saltedge_fetch_key``). It reads the
         pages, then the connection once; if the fetch has moved since, the next slice reads
         everything again before anything is final.
+
+        One account's failure (its page rolled back) does not stop the others: they are
+        imported and finished, then the first failure is raised, so the run ends failed
+        with it and the failed account goes on from its cursor at the next run. A failure
+        that is the connection's (consent, setup) stops the run at once.
         """
         # A person waits on Fetch and on the waiting page: short timeouts and one retry,
         # but no budget for the whole run (a long history takes its time, page by page).
@@ -475,12 +541,28 @@ class AccountBankConnection(models.Model):
                 if run.saltedge_fetch_key != key:
                     run.saltedge_fetch_key = key
                 self._saltedge_sync_accounts(client, journal=self._saltedge_started_from)
-        for index, account in enumerate(self.account_ids.filtered("journal_id")):
-            # Each slice imports a page at least, however short its time.
-            if index and deadline is not None and time.monotonic() >= deadline:
-                return refresh_error, True
-            if account._import_pages(client, counts, commit, run, deadline):
-                return refresh_error, True
+        failures = {}
+        skipped_before, listed_before = counts.skipped, len(counts.skipped_notes)
+        try:
+            for index, account in enumerate(self.account_ids.filtered("journal_id")):
+                # Each slice imports a page at least, however short its time.
+                if index and deadline is not None and time.monotonic() >= deadline:
+                    return refresh_error, True
+                try:
+                    if account._import_pages(client, counts, commit, run, deadline):
+                        return refresh_error, True
+                except (ImportHandedOver, *PG_CONCURRENCY_EXCEPTIONS):
+                    # Another run goes on, or this one goes on again from the cursors.
+                    raise
+                except Exception as error:  # contained: the other accounts go on
+                    if not self._import_goes_on_after(account, error, commit):
+                        raise
+                    failures[account] = error
+        finally:
+            # Said once per run (per slice on the waiting page), however the run ends.
+            self._post_skipped_transactions(
+                counts.skipped - skipped_before, counts.skipped_notes[listed_before:]
+            )
         openings = 0
         with self._import_step(commit, last=True):
             after = client.get_connection(self.saltedge_connection_id)
@@ -499,16 +581,23 @@ class AccountBankConnection(models.Model):
             if not (finished_before and finished and same_attempt):
                 # Salt Edge is still fetching (or began again): balances are not final.
                 self.fetch_finished = False
-                return refresh_error, False
-            notes = []
-            for account in self.account_ids.filtered("journal_id"):
-                created, balanced = account._finish_first_sync()
-                openings += created
-                note = not balanced and account._balance_difference_note()
-                if note:
-                    notes.append(note)
-            self._flag_balance_mismatch(notes)
+            else:
+                notes = []
+                for account in self.account_ids.filtered("journal_id"):
+                    if account in failures:
+                        # Finished by the run that imports it whole.
+                        continue
+                    created, balanced = account._finish_first_sync()
+                    openings += created
+                    note = not balanced and account._balance_difference_note()
+                    if note:
+                        notes.append(note)
+                if not failures:
+                    # With an account imported halfway the balances say nothing new.
+                    self._flag_balance_mismatch(notes)
         counts.created += openings
+        if failures:
+            raise next(iter(failures.values()))
         return refresh_error, False
 
     @api.model
@@ -519,6 +608,32 @@ class AccountBankConnection(models.Model):
         attempt = remote.get("last_attempt") or {}
         stages = attempt.get("stages") if isinstance(attempt.get("stages"), list) else []
         return f"{attempt.get('id')}:{len(stages)}:{bool(attempt.get('finished'))}"
+
+    def _import_goes_on_after(self, account, error, commit):
+        """Whether the run goes on with the other accounts after ``account`` failed with
+        ``error`` (logged here; its failed page was rolled back by its step). Not when the
+        error is the connection's (every account would fail the same way), nor when
+        another run took the connection's lock after the rollback."""
+        if isinstance(error, (SaltEdgeError, UserError)):
+            _logger.warning(
+                "Bank connection %s: the import of account %s failed: %s",
+                self.id,
+                account.id,
+                self._import_error_text(error),
+            )
+        else:
+            _logger.warning(
+                "Bank connection %s: the import of account %s failed.",
+                self.id,
+                account.id,
+                exc_info=error,
+            )
+        if isinstance(error, SaltEdgeError) and (error.needs_user or error.is_configuration_error):
+            return False
+        # A committed step that failed rolled its transaction back, and the lock with it:
+        # take it again before the next account, as after any failed step. (Held still when
+        # the failure came between two steps: taking it again is then a no-op.)
+        return not commit or self._lock_for_import()
 
     def _saltedge_started_from(self):
         """The journal the last connect of this connection was started from: accounts that
@@ -634,6 +749,27 @@ class AccountBankConnection(models.Model):
             self.message_post(body=self.env._("The journal balances match the bank's again."))
         self.write({"balance_mismatch": bool(note), "balance_mismatch_note": note})
 
+    def _post_skipped_transactions(self, count, notes):
+        """Say on the chatter, once for the ``count`` transactions a run skipped, which
+        they are (``notes``: the first of them, a line each)."""
+        if not count:
+            return
+        listed = "; ".join(notes[: const.SKIPPED_MESSAGE_LINES])
+        if count == 1:
+            body = self.env._("1 transaction could not be imported: %(list)s.", list=listed)
+        else:
+            body = self.env._(
+                "%(count)s transactions could not be imported: %(list)s.",
+                count=count,
+                list=listed,
+            )
+        if count > const.SKIPPED_MESSAGE_LINES:
+            body += " " + self.env._("The import history lists them.")
+        body += " " + self.env._(
+            "They are not in the journal: book them by hand if the bank did book them."
+        )
+        self.message_post(body=body)
+
     # ------------------------------------------------------------------------------------
     # Errors
     # ------------------------------------------------------------------------------------
@@ -745,16 +881,35 @@ class AccountBankConnectionAccount(models.Model):
 
     def _import_page(self, items, counts, currencies):
         """Create the lines of one page that the journal does not have yet, and move the
-        cursor past the page. Pending transactions wait until they are posted."""
+        cursor past the page. Pending transactions wait until they are posted.
+
+        Only cleaned values reach the database (see saltedge_transactions): a transaction
+        that cannot become a line (no usable id, date or amount, or a line the database
+        refuses) is skipped and said on the run, and the cursor moves past it all the
+        same, so that it never blocks the account."""
         counts.fetched += len(items)
+        # Salt Edge sends the cursor's own transaction again, first: skipped, it was said
+        # when it was read the first time.
+        previous_cursor = self.last_transaction_id
         posted = {}
-        for transaction in items:
-            if transaction.get("status", "posted") != "posted":
+        for item in items:
+            if is_pending(item):
                 counts.pending += 1
-            elif transaction.get("duplicated") or str(transaction["id"]) in posted:
+            elif is_marked_duplicate(item):
                 counts.duplicates += 1
             else:
-                posted[str(transaction["id"])] = transaction
+                try:
+                    transaction = clean_transaction(item)
+                except InvalidTransaction as invalid:
+                    if previous_cursor and invalid.transaction_id == previous_cursor:
+                        counts.duplicates += 1
+                    else:
+                        self._skip(counts, invalid.shown_id, invalid.shown_date, invalid.reason)
+                    continue
+                if transaction["id"] in posted:
+                    counts.duplicates += 1
+                else:
+                    posted[transaction["id"]] = transaction
         known = self._known_transaction_ids(list(posted))
         fresh = {key: transaction for key, transaction in posted.items() if key not in known}
         counts.duplicates += len(posted) - len(fresh)
@@ -766,13 +921,89 @@ class AccountBankConnectionAccount(models.Model):
             if key not in matched
         ]
         if vals_list:
-            journal = self.journal_id
-            Line = self.env["account.bank.statement.line"].sudo().with_company(journal.company_id)
-            Line.create(vals_list)
-            counts.created += len(vals_list)
+            self._create_lines(vals_list, counts)
         cursor = self._page_cursor(items)
         if cursor:
             self.last_transaction_id = cursor
+
+    def _create_lines(self, vals_list, counts):
+        """Create the statement lines of one page: one ``create()`` for the page.
+
+        When the database refuses a value that passed every check, the page is created
+        again line by line, each in a savepoint, and only the lines it refuses are skipped
+        (with its reason). When it refuses every line of a page of several, the cause is no
+        value but the setup: the page fails, nothing is skipped."""
+        journal = self.journal_id
+        Line = self.env["account.bank.statement.line"].sudo().with_company(journal.company_id)
+        try:
+            # The savepoint's flush makes the database's refusal happen here, not later.
+            with self.env.cr.savepoint():
+                Line.create(vals_list)
+        except REFUSED_VALUE_ERRORS:
+            _logger.info(
+                "Bank connection %s, account %s: the database refused a page of %s lines; "
+                "creating them one by one.",
+                self.connection_id.id,
+                self.id,
+                len(vals_list),
+            )
+        else:
+            counts.created += len(vals_list)
+            return
+        refused = []
+        for vals in vals_list:
+            try:
+                with self.env.cr.savepoint():
+                    Line.create(vals)
+            except psycopg2.errors.UniqueViolation as error:
+                if error.diag.constraint_name != const.LINE_UNIQUE_CONSTRAINT:
+                    refused.append((vals, error))
+                else:
+                    # Another transaction created it meanwhile: it is in the journal once.
+                    counts.duplicates += 1
+            except REFUSED_VALUE_ERRORS as error:
+                refused.append((vals, error))
+            else:
+                counts.created += 1
+        if len(vals_list) > 1 and len(refused) == len(vals_list):
+            raise refused[0][1]
+        for vals, error in refused:
+            self._skip(
+                counts, vals["saltedge_transaction_id"], vals["date"], None, database_error=error
+            )
+
+    def _skip(self, counts, shown_id, shown_date, reason, database_error=None):
+        """Count a transaction that cannot become a line, with a line of text that names it
+        (its Salt Edge id and date as received) and says why (``reason``: one of
+        saltedge_transactions' NO_*, or the database's ``database_error``)."""
+        if database_error is not None:
+            reason_text = self.env._(
+                "refused by the database: %s", self._database_reason(database_error)
+            )
+        else:
+            reason_text = {
+                NO_ID: self.env._("no valid id"),
+                NO_DATE: self.env._("no valid date"),
+                NO_AMOUNT: self.env._("no valid amount"),
+            }.get(reason) or self.env._("not a transaction")
+        note = self.env._(
+            "%(id)s of %(date)s (%(reason)s)", id=shown_id, date=shown_date, reason=reason_text
+        )
+        _logger.warning(
+            "Bank connection %s, account %s: transaction skipped: %s",
+            self.connection_id.id,
+            self.id,
+            note,
+        )
+        counts.skip(note)
+
+    @api.model
+    def _database_reason(self, error):
+        """The database's reason for refusing a line, without the refused row (which its
+        DETAIL repeats)."""
+        diag = getattr(error, "diag", None)
+        text = (diag and diag.message_primary) or str(error).split("\n", 1)[0]
+        return display(text, const.DATABASE_REASON_LIMIT)
 
     def _match_earlier_lines(self, transactions):
         """Match ``transactions`` (Salt Edge id -> transaction, none known in the journal)
@@ -846,17 +1077,19 @@ class AccountBankConnectionAccount(models.Model):
     @api.model
     def _page_cursor(self, items):
         """The largest id of the page (Salt Edge's ids grow), where the next run resumes."""
-        if not items:
+        ids = [clean_id(item.get("id")) for item in items if isinstance(item, dict)]
+        ids = [value for value in ids if value]
+        if not ids:
             return None
-        ids = [str(item["id"]) for item in items]
         if all(value.isdigit() for value in ids):
             return max(ids, key=int)
         return ids[-1]
 
     def _statement_line_vals(self, transaction, currencies):
-        """The statement line of one Salt Edge transaction."""
-        extra = transaction.get("extra") or {}
-        amount = float(transaction.get("amount") or 0.0)
+        """The statement line of one Salt Edge transaction, as ``clean_transaction``
+        returns it: every value was checked and cleaned there."""
+        extra = transaction["extra"]
+        amount = transaction["amount"]
         # Money in comes from the payer, money out goes to the payee.
         side = "payer" if amount > 0 else "payee"
         vals = {
@@ -864,20 +1097,21 @@ class AccountBankConnectionAccount(models.Model):
             "date": transaction["made_on"],
             "amount": amount,
             "payment_ref": self._payment_ref(transaction, extra),
-            "partner_name": (extra.get(side) or "").strip() or False,
+            "partner_name": extra[side] or False,
             "account_number": self._counterparty_account(extra, side),
-            "saltedge_transaction_id": str(transaction["id"]),
+            "saltedge_transaction_id": transaction["id"],
             "saltedge_account_id": self.saltedge_account_id,
         }
-        code = extra.get("original_currency_code")
-        original = extra.get("original_amount")
+        # A code is three letters (or None): nothing else is looked up.
+        code = extra["original_currency_code"]
+        original = extra["original_amount"]
         journal_currency = self.journal_id.currency_id or self.journal_id.company_id.currency_id
-        if code and original not in (None, "") and code != journal_currency.name:
+        if code and original is not None and code != journal_currency.name:
             if code not in currencies:
                 currencies[code] = self._foreign_currency(code)
             if currencies[code]:
                 vals["foreign_currency_id"] = currencies[code].id
-                vals["amount_currency"] = math.copysign(abs(float(original)), amount or 1.0)
+                vals["amount_currency"] = math.copysign(abs(original), amount or 1.0)
         return vals
 
     def _foreign_currency(self, code):
@@ -909,18 +1143,19 @@ class AccountBankConnectionAccount(models.Model):
         """The bank's description as it is: a Belgian structured communication
         (+++123/4567/89012+++) must stay intact for the reconciliation to find the invoice.
         The remittance information is added when the description lacks it."""
-        description = (transaction.get("description") or "").strip()
-        information = (extra.get("information") or "").strip()
+        description = transaction["description"]
+        information = extra["information"]
         if information and information not in description and "+++" in information:
             description = f"{description} {information}".strip()
         return description or information or "/"
 
     def _counterparty_account(self, extra, side):
         """The counterparty's IBAN: Salt Edge puts it in payer/payee_information or in
-        account_number; our own account's IBAN is never the counterparty."""
+        account_number; our own account's IBAN is never the counterparty. ``extra`` is a
+        cleaned one (see ``_statement_line_vals``): text, "" when missing."""
         own = self._normalize_iban(self.iban)
-        for candidate in (extra.get(f"{side}_information"), extra.get("account_number")):
-            value = self._normalize_iban(candidate) if isinstance(candidate, str) else False
+        for candidate in (extra[f"{side}_information"], extra["account_number"]):
+            value = self._normalize_iban(candidate)
             if value and value != own and IBAN_PATTERN.match(value):
                 return value
         return False

@@ -58,6 +58,19 @@ class AccountBankImportRun(models.Model):
         readonly=True,
         help="Transactions the bank has not booked yet: imported once they are posted.",
     )
+    skipped_count = fields.Integer(
+        string="Not importable",
+        readonly=True,
+        help="Transactions Salt Edge sent that could not become statement lines (no valid id, "
+        "date or amount, or a value the database refused). They are skipped for good, so "
+        "that they never block the import: book them by hand if the bank did book them.",
+    )
+    skipped_note = fields.Text(
+        string="Not imported",
+        readonly=True,
+        help="The transactions skipped: their Salt Edge id and date as Salt Edge sent them, "
+        "and why.",
+    )
     error = fields.Text(readonly=True)
     fetch_finished = fields.Boolean(
         string="Salt Edge's fetch finished",

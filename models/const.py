@@ -96,3 +96,14 @@ DEFAULT_REMINDER_DAYS = "15,3,1"
 REMINDER_EXPIRED = 0
 REMINDER_EXPIRED_GRACE_DAYS = 30
 REMINDER_BATCH_SIZE = 50
+
+# Transactions Salt Edge sent that cannot become statement lines (no usable id, date or
+# amount, or a value the database refuses): a run lists this many in its note (its count
+# holds them all), its chatter message names this many.
+SKIPPED_NOTE_LINES = 100
+SKIPPED_MESSAGE_LINES = 10
+# The database's reason for refusing a line, cut to this many characters.
+DATABASE_REASON_LIMIT = 200
+# The database's name of the unique (journal, Salt Edge transaction id) of statement lines
+# (odoo_series.Constraint: <table>_<key>).
+LINE_UNIQUE_CONSTRAINT = "account_bank_statement_line_saltedge_transaction_unique"

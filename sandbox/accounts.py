@@ -10,7 +10,7 @@ that the bank has since booked into posted ones with new ids (the pending one di
 """
 
 import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from . import ledger
 from .errors import ApiError
@@ -19,6 +19,31 @@ from .providers import PROVIDERS_BY_CODE
 from .state import iso
 
 UPDATES_PER_REFRESH = 3
+# What a test may not override in a hand-made transaction: the sandbox's own bookkeeping
+# (ids order the pages, the status decides the listing and the balance).
+FIXED_FIELDS = frozenset({"id", "account_id", "status", "created_at", "updated_at"})
+
+
+def booked_amount(value):
+    """A transaction's amount as the bank's balance counts it. A hand-made transaction (an
+    ``override`` of the control API) whose amount is no finite number moves nothing."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return Decimal(0)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        return Decimal(0)
+    return amount if amount.is_finite() else Decimal(0)
+
+
+def apply_override(transaction, override):
+    """Replace fields of a generated ``transaction`` by the test's ``override``; a dict
+    ``extra`` is merged into the transaction's, anything else replaces it."""
+    for key, value in override.items():
+        if key == "extra" and isinstance(value, dict) and isinstance(transaction["extra"], dict):
+            transaction["extra"] = {**transaction["extra"], **value}
+        else:
+            transaction[key] = value
 
 
 class AccountBook:
@@ -117,7 +142,7 @@ class AccountBook:
                 and not self._is_pending(provider, transaction["made_on"], today)
             )
             if booked:
-                total += Decimal(str(transaction["amount"]))
+                total += booked_amount(transaction["amount"])
         for draft in drafts:
             if draft["key"] not in account["_keys"] and not self._is_pending(
                 provider, draft["made_on"], today
@@ -226,8 +251,13 @@ class AccountBook:
             ("finish", finish),
         ]
 
-    def add_transactions(self, connection_id, count, account_id=None):
-        """Control API: ``count`` new posted transactions dated today on one account."""
+    def add_transactions(self, connection_id, count, account_id=None, override=None):
+        """Control API: ``count`` new posted transactions dated today on one account, each
+        with the fields of ``override`` (a test's hand-made transaction: any value, of any
+        type, but for the FIXED_FIELDS, which ValueError refuses)."""
+        override = override or {}
+        if any(key in FIXED_FIELDS or key.startswith("_") for key in override):
+            raise ValueError("override cannot change the sandbox's own fields.")
         with self.state.lock:
             connection = self.connection(connection_id)
             provider = PROVIDERS_BY_CODE[connection["provider_code"]]
@@ -248,10 +278,12 @@ class AccountBook:
                 count,
             )
             added = [self._add_transaction(account, draft, "posted") for draft in drafts]
+            for transaction in added:
+                apply_override(transaction, override)
             # The balance was already the bank's true one (a fetch under way may not have
             # stored everything yet): it moves by exactly the new amounts.
             balance = Decimal(str(account["balance"]))
-            balance += sum(Decimal(str(transaction["amount"])) for transaction in added)
+            balance += sum(booked_amount(transaction["amount"]) for transaction in added)
             self._update_balance(account)
             account["balance"] = account["extra"]["available_amount"] = float(balance)
             self.state.save()

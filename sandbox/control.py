@@ -164,15 +164,28 @@ class Control:
         return Response(logo_svg(provider), content_type="image/svg+xml")
 
     def add_transactions(self, request, connection_id):
-        """``{"count": n, "account_id": optional}``: new posted transactions dated today."""
+        """``{"count": n, "account_id": optional, "override": optional}``: new posted
+        transactions dated today. ``override`` (an object) replaces fields of each one as
+        the test wants them, whatever their type (a NUL in a description, a number for a
+        payer, a ``made_on`` that is no date); its ``extra`` is merged into theirs. The
+        sandbox keeps its own ``id``, ``account_id`` and ``status``; an amount that is no
+        number does not move the balance."""
         body = body_of(request)
         if body is None:
             return bad("The body must be a JSON object.")
+        override = body.get("override") or {}
+        if not isinstance(override, dict):
+            return bad("override must be a JSON object.")
         try:
             count = max(1, int(body.get("count", 1)))
-            added = self.app.bank.add_transactions(connection_id, count, body.get("account_id"))
         except (TypeError, ValueError):
             return bad("count must be a number.")
+        try:
+            added = self.app.bank.add_transactions(
+                connection_id, count, body.get("account_id"), override
+            )
+        except ValueError as error:
+            return bad(str(error))
         except ApiError as error:
             return json_response(error.body(), error.status)
         return json_response({"data": [public(transaction) for transaction in added]})

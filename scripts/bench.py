@@ -53,6 +53,7 @@ from odoo.addons.account_bank_connection.models.account_bank_connection_import i
     OPENING_KEY,
 )
 from odoo.addons.account_bank_connection.saltedge_client import SaltEdgeClient
+from odoo.addons.account_bank_connection.saltedge_transactions import clean_transaction
 from odoo.addons.account_bank_connection.sandbox import complete_connect
 
 PROVIDER = "fakebank_oauth_with_n_transactions_xf"
@@ -307,7 +308,13 @@ def transaction_pages(accounts):
             account.connection_id.saltedge_connection_id, account.saltedge_account_id
         ):
             pages.append(
-                (account, [account._statement_line_vals(item, currencies) for item in items])
+                (
+                    account,
+                    [
+                        account._statement_line_vals(clean_transaction(item), currencies)
+                        for item in items
+                    ],
+                )
             )
     return pages
 
