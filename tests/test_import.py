@@ -324,23 +324,36 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertTrue(connection.balance_mismatch)
         self.assertIn(self.kbc_journal.display_name, connection.balance_mismatch_note)
 
-    def test_two_equal_payments_on_one_day_are_both_kept(self):
+    def test_genuine_twins_at_the_bank_are_both_kept_and_an_earlier_line_matches_one(self):
         connection = self.connected()
-        account = connection.account_ids.sudo()
-        day = "2026-11-02"
-        self.Line.create(
-            {"journal_id": self.kbc_journal.id, "date": day, "amount": -50.0, "payment_ref": "x"}
+        account = connection.account_ids
+        self.run_scheduled_action()
+        # The bank books two equal payments on one day (the same parking, twice); the
+        # accountant had typed one of them in already.
+        twin = {"amount": -42.5, "description": "PARKING INTERPARKING GENT"}
+        path = f"connections/{connection.saltedge_connection_id}/add_transactions"
+        added = self.sandbox_control(
+            path, {"count": 2, "account_id": account.saltedge_account_id, "override": twin}
+        )["data"]
+        self.assertEqual(len({(t["made_on"], t["amount"]) for t in added}), 1)
+        typed = self.Line.create(
+            {
+                "journal_id": self.kbc_journal.id,
+                "date": added[0]["made_on"],
+                "amount": -42.5,
+                "payment_ref": "Parking (typed by hand)",
+            }
         )
-        transactions = {
-            f"9000{index}": {"id": f"9000{index}", "made_on": day, "amount": -50.0}
-            for index in range(3)
-        }
-        # The journal had one such line: it matches one transaction, the two others are new.
-        matched = account._match_earlier_lines(transactions)
-        self.assertEqual(len(matched), 1)
-        # Asked again with the rest, nothing is left to match: both are created.
-        rest = {key: value for key, value in transactions.items() if key not in matched}
-        self.assertEqual(account._match_earlier_lines(rest), {})
+        [run] = self.run_scheduled_action()
+        self.assert_the_journal_is_the_banks_once(connection, self.kbc_journal)
+        # One twin took the typed line, the other is a line of its own: both are kept.
+        self.assertEqual((run.matched_count, run.created_count), (1, 1))
+        self.assertIn(typed.saltedge_transaction_id, {str(t["id"]) for t in added})
+        twins = self.Line.search(
+            [("journal_id", "=", self.kbc_journal.id), ("date", "=", added[0]["made_on"]),
+             ("amount", "=", -42.5)]
+        )
+        self.assertEqual(len(twins), 2)
 
     def test_a_line_has_the_date_amount_communication_counterparty_and_foreign_amount(self):
         connection = self.connected()
