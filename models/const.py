@@ -77,6 +77,11 @@ RETURN_ERROR_CANCELLED = (
     "ProviderAccessNotGranted",
 )
 
+# A settings row that still holds a typed Secret or private key this long after the form
+# wrote it was never applied (its execute failed or never came): the next save of the
+# settings empties it. Younger ones may be another administrator's save under way.
+UNAPPLIED_SETTINGS_MINUTES = 5
+
 # Renewal reminders: the days before Connected until at which one goes out (a setting;
 # 0 is reserved for the "expired, reconnect now" message), how long after the date an
 # expired connection still gets that message (a cron that did not run for a while), and

@@ -9,6 +9,7 @@ row that is allowed (a write, an unlink, a disconnect) leaves nothing for the ne
 
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
+from odoo.tools import SQL
 
 from ..models import const
 from .common import INSTANT_FETCH, KBC_SAVINGS, SECRET, BankConnectionCase
@@ -383,7 +384,7 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
         self.assertTrue(params)
         Param = env["ir.config_parameter"]
         Settings = env["res.config.settings"]
-        settings = self.settings.with_env(env)
+        settings = settings.with_env(env)
         secret_fields = ["saltedge_secret", "saltedge_private_key"]
         return {
             "credential read": lambda: stored.with_env(env).read(["key", "value"]),
@@ -418,10 +419,40 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
             if len(line) > 20:
                 self.assertFalse(line in text, f"{where}: a line of the private key")
 
+    def save_settings(self, user, **typed):
+        """``user`` types ``typed`` in the settings and saves, as the settings form does:
+        the record is written (one request), then ``execute`` applies it (the next)."""
+        settings = self.env["res.config.settings"].with_user(user).create(typed)
+        settings.execute()
+        return settings
+
+    def settings_table(self):
+        """The settings' table as a copy or a backup of the database holds it:
+        ``{id: (secret, private key)}``."""
+        self.env.flush_all()
+        rows = self.env.execute_query(
+            SQL("SELECT id, saltedge_secret, saltedge_private_key FROM res_config_settings")
+        )
+        return {row[0]: row[1:] for row in rows}
+
     def test_the_secret_and_private_key_reach_no_one_not_even_a_system_administrator(self):
+        # Typed and saved in the settings by a system administrator first: the settings'
+        # own record and table must not keep them either.
+        admin = self.users[ADMIN]
+        saved = self.save_settings(
+            admin, saltedge_secret=SECRET, saltedge_private_key=self.app_private_key
+        )
+        stored = self.env["account.bank.credential"].sudo().search([])
+        self.assertEqual(stored.mapped("write_uid"), admin, "the save stored both")
         leaks = []
+        table = self.settings_table()
+        self.assertIn(saved.id, table)
+        try:
+            self.assert_no_secret(repr(table), "the res_config_settings table")
+        except AssertionError as leak:
+            leaks.append(str(leak))
         for role in ROLES:
-            for probe, call in self.secret_probes(self.users[role]).items():
+            for probe, call in self.secret_probes(self.users[role], saved).items():
                 where = f"{role} / {probe}"
                 try:
                     with self.env.cr.savepoint():
@@ -436,6 +467,32 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
                 except AssertionError as leak:
                     leaks.append(str(leak))
         self.assertFalse(leaks, "\n" + "\n".join(leaks))
+
+    def test_a_save_of_the_settings_clears_what_an_unapplied_save_left_behind(self):
+        admin = self.users[ADMIN]
+        Settings = self.env["res.config.settings"].with_user(admin)
+        # Written by the form an hour ago, its execute never came or failed (rolled back).
+        left = Settings.create(
+            {"saltedge_secret": "left-behind", "saltedge_private_key": "left-behind key"}
+        )
+        # Another administrator's save under way: written, its execute not yet run.
+        under_way = Settings.create({"saltedge_secret": "under-way"})
+        self.env.flush_all()
+        self.env.execute_query(
+            SQL(
+                "UPDATE res_config_settings SET create_date = create_date - interval '1 hour'"
+                " WHERE id = %s",
+                left.id,
+            )
+        )
+        self.assertEqual(self.settings_table()[left.id], ("left-behind", "left-behind key"))
+        saved = self.save_settings(admin, bank_connection_reminder_days="15,3,1")
+        table = self.settings_table()
+        self.assertEqual(table[left.id], (None, None))
+        self.assertEqual(table[saved.id], (None, None))
+        self.assertEqual(table[under_way.id], ("under-way", None))
+        # What was typed an hour ago and never applied stays unapplied.
+        self.assertEqual(self.env["account.bank.credential"]._get(const.PARAM_SECRET), SECRET)
 
     def test_the_module_uses_the_secret_and_private_key_that_nobody_reads(self):
         # The probes above can only pass for a reason: the values are there, the module
