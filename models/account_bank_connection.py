@@ -584,7 +584,7 @@ class AccountBankConnection(models.Model):
             return None
         try:
             return parse_saltedge_datetime(value[:64])
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 in another zone
             return None
 
     def _fetch_stage_sentence(self):
