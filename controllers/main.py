@@ -260,8 +260,11 @@ class BankConnectionController(http.Controller):
         RSA ``Signature`` over ``"<callback URL>|<raw body>"``. The signature is verified
         with the configured Salt Edge public key before anything else (403 otherwise). The
         same callback twice acts once; a signed callback of a kind we do not use gets 200
-        and is recorded as ignored. Returns 200 quickly; the import runs in the
-        requested-import scheduled action.
+        and is recorded as ignored. A signed callback whose ``meta.time`` is missing, older
+        than CALLBACK_MAX_AGE_SECONDS or further than CALLBACK_CLOCK_SKEW_SECONDS ahead of
+        this server's clock gets 200 with its refusal as the status ("no time", "too old",
+        "too new"), is recorded with it and changes nothing. Returns 200 quickly; the
+        import runs in the requested-import scheduled action.
         """
         # Odoo adds OPTIONS to every route's methods; only a POST is a callback.
         if request.httprequest.method != "POST":
@@ -299,6 +302,22 @@ class BankConnectionController(http.Controller):
             _logger.info("Salt Edge %s callback for %s received again: ignored", kind, remote_id)
             return request.make_json_response({"status": "duplicate"})
         if kind in const.CALLBACK_KINDS:
+            # Signed by Salt Edge, but when? One captured on the way and replayed once the
+            # ledger forgot it must not act again. Acknowledged (Salt Edge would only send
+            # the same refused body again) and recorded.
+            refusal, sent_at = claim._time_refusal(payload)
+            if refusal:
+                claim._record_result(refusal)
+                _logger.warning(
+                    "Salt Edge %s callback for connection %s refused: %s (sent at %s UTC, "
+                    "this server's clock says %s UTC)",
+                    kind,
+                    remote_id,
+                    refusal,
+                    sent_at or "?",
+                    fields.Datetime.now(),
+                )
+                return request.make_json_response({"status": refusal})
             result = (
                 request.env["account.bank.connection"]
                 .sudo()

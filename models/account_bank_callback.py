@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 
 from ..odoo_series import Constraint
+from . import const
 
 
 class AccountBankCallback(models.Model):
@@ -51,7 +52,33 @@ class AccountBankCallback(models.Model):
         )
         self.invalidate_recordset(["result"], flush=False)
 
+    @api.model
+    def _time_refusal(self, payload):
+        """Whether the time of a verified callback lets it in: ``(reason, sent_at)``, the
+        reason None when it does, else ``"no time"`` (no ``meta.time`` that is a time),
+        ``"too old"`` (sent more than CALLBACK_MAX_AGE_SECONDS ago) or ``"too new"`` (more
+        than CALLBACK_CLOCK_SKEW_SECONDS ahead of this server's clock); ``sent_at`` is the
+        time as a naive UTC datetime, or None.
+
+        The ledger knows a callback for CALLBACK_LEDGER_DAYS, longer than its time lets it
+        in: a replay is either known or too old, never applied again. Salt Edge puts
+        ``meta.time`` on every callback, so one without is refused too: its age cannot be
+        told. A refusal loses nothing but time: the hourly import and the daily consent
+        check read from Salt Edge what a callback would have said."""
+        meta = payload.get("meta") if isinstance(payload, dict) else None
+        sent_at = self.env["account.bank.connection"]._saltedge_time(
+            meta.get("time") if isinstance(meta, dict) else None
+        )
+        if sent_at is None:
+            return "no time", None
+        now = fields.Datetime.now()
+        if sent_at < now - timedelta(seconds=const.CALLBACK_MAX_AGE_SECONDS):
+            return "too old", sent_at
+        if sent_at > now + timedelta(seconds=const.CALLBACK_CLOCK_SKEW_SECONDS):
+            return "too new", sent_at
+        return None, sent_at
+
     @api.autovacuum
     def _gc_old_callbacks(self):
-        limit = fields.Datetime.now() - timedelta(days=30)
+        limit = fields.Datetime.now() - timedelta(days=const.CALLBACK_LEDGER_DAYS)
         self.sudo().search([("create_date", "<", limit)]).unlink()

@@ -13,7 +13,7 @@ from ..odoo_series import Constraint, group_users
 from ..saltedge_client import SaltEdgeClient, SaltEdgeError
 from ..saltedge_errors import RETRY_LATER, meaning_of
 from . import const
-from .utils import clean_text, commits_allowed
+from .utils import clean_text, commits_allowed, fields_given
 
 _logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class AccountBankConnection(models.Model):
     connected_until = fields.Date(
         tracking=True,
         copy=False,
+        readonly=True,
         help="The day the bank's consent runs out (in the company's time zone); "
         "renew the connection before it.",
     )
@@ -122,36 +123,59 @@ class AccountBankConnection(models.Model):
         "This Salt Edge connection is already linked to this company.",
     )
 
-    # Set by the module from Salt Edge's answers, never by hand: a Salt Edge id written by
-    # a user could point the import, the consent check or a revoke at another company's
-    # connection.
+    # Set by the module (as superuser) from Salt Edge's answers and its own imports, never
+    # by hand, over RPC included: a Salt Edge id written by a user could point the import,
+    # the consent check or a revoke at another company's connection; a run to resume, at
+    # another company's history; a future "state as of", make every later fail or destroy
+    # callback stale; the import's flags and dates, start, stop or hide an import. A user
+    # writes the name, who connected it, the renewal contacts and the journals
+    # (tests/test_access.py holds both lists to every field the module declares).
     _saltedge_protected_fields = frozenset(
         {
             "state",
+            "company_id",
             "saltedge_connection_id",
             "saltedge_customer_id",
             "saltedge_consent_id",
             "provider_code",
-            "company_id",
+            "provider_name",
+            "connected_until",
+            "consent_expires_at",
+            "last_sync",
+            "last_error",
+            "last_stage",
+            "fetch_finished",
+            "saltedge_seen_at",
+            "import_requested",
+            "refresh_needs_user",
+            "last_refresh_request",
+            "next_refresh_possible_at",
+            "balance_mismatch",
+            "balance_mismatch_note",
+            "resume_run_id",
+            "import_run_ids",
+            "reminder_ids",
         }
     )
 
     @api.model
     def _check_saltedge_fields(self, vals_list, creating=False):
-        """Refuse Salt Edge's ids and the state from anyone but the module's own code (which
-        writes them as superuser). A new connection may name its company."""
+        """Refuse the fields only the module writes from anyone but the module's own code
+        (which writes them as superuser), given as values or, on a create, as the
+        context's defaults. A new connection may name its company, in draft."""
         if self.env.su:
             return
         protected = self._saltedge_protected_fields - ({"company_id"} if creating else set())
         for vals in vals_list:
-            given = set(protected & set(vals))
-            if creating and vals.get("state", "draft") == "draft":
+            given = set(protected & fields_given(self, vals, creating))
+            state = vals.get("state", self.env.context.get("default_state", "draft"))
+            if creating and state == "draft":
                 given.discard("state")
             if given:
                 raise AccessError(
                     self.env._(
-                        "Odoo sets the Salt Edge ids and the state of a bank connection from "
-                        "Salt Edge's answers; they cannot be changed by hand (%s).",
+                        "Odoo sets these fields of a bank connection itself, from Salt Edge's "
+                        "answers and its imports; they cannot be changed by hand (%s).",
                         ", ".join(sorted(given)),
                     )
                 )
@@ -561,7 +585,7 @@ class AccountBankConnection(models.Model):
             return None
         try:
             return parse_saltedge_datetime(value[:64])
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 in another zone
             return None
 
     def _fetch_stage_sentence(self):

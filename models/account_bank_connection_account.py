@@ -2,6 +2,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..odoo_series import Constraint
+from .utils import fields_given
 
 
 class AccountBankConnectionAccount(models.Model):
@@ -17,11 +18,11 @@ class AccountBankConnectionAccount(models.Model):
     )
     company_id = fields.Many2one(related="connection_id.company_id", store=True, index=True)
     saltedge_account_id = fields.Char(string="Salt Edge account ID", required=True, index=True)
-    name = fields.Char(required=True)
-    iban = fields.Char(string="IBAN")
-    currency_id = fields.Many2one("res.currency")
+    name = fields.Char(required=True, readonly=True)
+    iban = fields.Char(string="IBAN", readonly=True)
+    currency_id = fields.Many2one("res.currency", readonly=True)
     balance = fields.Monetary(currency_field="currency_id", readonly=True)
-    nature = fields.Char(help="Salt Edge's kind of account: account, card, savings…")
+    nature = fields.Char(readonly=True, help="Salt Edge's kind of account: account, card, savings…")
     journal_id = fields.Many2one(
         "account.journal",
         domain="[('type', '=', 'bank'), ('company_id', '=', company_id)]",
@@ -56,33 +57,49 @@ class AccountBankConnectionAccount(models.Model):
         """IBANs compare without spaces and in upper case."""
         return "".join((value or "").split()).upper() or False
 
+    # Set by the module (as superuser) from Salt Edge's answers and its imports, never by
+    # hand: the account's own data comes back from Salt Edge at every import anyway, the
+    # import's cursor and first-import flags decide what is imported (a cursor moved by
+    # hand skips transactions), and a company written here would hand the account to
+    # another company. A user chooses the journal only.
+    _saltedge_protected_fields = frozenset(
+        {
+            "connection_id",
+            "company_id",
+            "saltedge_account_id",
+            "name",
+            "iban",
+            "currency_id",
+            "balance",
+            "nature",
+            "last_transaction_id",
+            "first_sync_done",
+            "journal_had_lines",
+            "opening_line_id",
+        }
+    )
+
     @api.model
-    def _check_saltedge_fields(self, vals_list):
-        """Salt Edge's account id and the import cursor are set by the module (as
-        superuser) from Salt Edge's answers, never by hand."""
+    def _check_saltedge_fields(self, vals_list, creating=False):
+        """Refuse the fields only the module writes from anyone but the module's own code
+        (which writes them as superuser), given as values or, on a create, as the
+        context's defaults."""
         if self.env.su:
             return
         for vals in vals_list:
-            given = {
-                "saltedge_account_id",
-                "last_transaction_id",
-                "connection_id",
-                "first_sync_done",
-                "journal_had_lines",
-                "opening_line_id",
-            } & set(vals)
+            given = set(self._saltedge_protected_fields & fields_given(self, vals, creating))
             if given:
                 raise AccessError(
                     self.env._(
-                        "Odoo sets the Salt Edge ids of a bank account from Salt Edge's "
-                        "answers; they cannot be changed by hand (%s).",
+                        "Odoo sets these fields of a bank account itself, from Salt Edge's "
+                        "answers and its imports; they cannot be changed by hand (%s).",
                         ", ".join(sorted(given)),
                     )
                 )
 
     @api.model_create_multi
     def create(self, vals_list):
-        self._check_saltedge_fields(vals_list)
+        self._check_saltedge_fields(vals_list, creating=True)
         return super().create(vals_list)
 
     def write(self, vals):

@@ -56,7 +56,8 @@ class AccountBankConnection(models.Model):
             return self._saltedge_callback_success(row, None if stale else sent_at)
         if stale:
             # Older than what Odoo already knows (a newer callback, or the connection read
-            # since): it would undo a newer state. A replay after the ledger's purge too.
+            # since): it would undo a newer state. (A replay older than the ledger's memory
+            # never gets here: the route refuses it for its time.)
             return "stale"
         connection = self.sudo().browse(row["id"])
         result = getattr(connection, f"_saltedge_callback_{kind}")(data)

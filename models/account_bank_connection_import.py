@@ -150,6 +150,7 @@ class AccountBankConnection(models.Model):
         copy=False,
         readonly=True,
         ondelete="set null",
+        check_company=True,
         help="A run that stopped after its time slice (the waiting page's first import): the "
         "next run of this connection, scheduled or not, goes on with it from the cursors.",
     )

@@ -50,6 +50,14 @@ INTERACTIVE_BUDGET_SECONDS = 25
 # interactive, or one Salt Edge adds later) is answered 200 and recorded as ignored.
 CALLBACK_KINDS = ("success", "fail", "notify", "destroy")
 CALLBACK_KIND_PATTERN = r"^[a-z_]{1,32}$"
+# How old a callback may be by its ``meta.time`` (Salt Edge's clock) when it arrives, and
+# how far ahead of Odoo's clock Salt Edge's may be: a signed callback outside that is
+# refused, so one captured on the way cannot be replayed once the ledger forgets it.
+CALLBACK_MAX_AGE_SECONDS = 24 * 3600
+CALLBACK_CLOCK_SKEW_SECONDS = 5 * 60
+# How long the ledger of callbacks keeps a fingerprint: longer than a callback is accepted
+# (max age plus skew), so within that time a replay is always known.
+CALLBACK_LEDGER_DAYS = 30
 # Our own reference of a connect, sent in ``attempt.custom_fields`` and echoed in every
 # callback: how a connection is found when the user never comes back.
 CUSTOM_FIELD_REFERENCE = "odoo_connect_reference"
@@ -86,6 +94,11 @@ RETURN_ERROR_CANCELLED = (
     "Cancelled",
     "ProviderAccessNotGranted",
 )
+
+# A settings row that still holds a typed Secret or private key this long after the form
+# wrote it was never applied (its execute failed or never came): the next save of the
+# settings empties it. Younger ones may be another administrator's save under way.
+UNAPPLIED_SETTINGS_MINUTES = 5
 
 # Renewal reminders: the days before Connected until at which one goes out (a setting;
 # 0 is reserved for the "expired, reconnect now" message), how long after the date an

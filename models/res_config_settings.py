@@ -1,9 +1,17 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
 
 from ..odoo_series import field_is_readable
 from . import const
 from .utils import parse_reminder_days
+
+# The settings' fields of the credentials typed in, and their keys in
+# account.bank.credential.
+TYPED_CREDENTIALS = (
+    ("saltedge_secret", const.PARAM_SECRET),
+    ("saltedge_private_key", const.PARAM_PRIVATE_KEY),
+)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -20,6 +28,9 @@ class ResConfigSettings(models.TransientModel):
     )
     # Write-only: never read from the database into the form (so never sent to a browser,
     # an administrator's included); a value typed here replaces the stored one on save.
+    # Stored only from the form's save to its ``execute`` (two requests: a field that is
+    # not stored would be gone by then), which copies it to account.bank.credential and
+    # clears the column (see _clear_typed_credentials).
     saltedge_secret = fields.Char(
         string="New Salt Edge Secret",
         groups="base.group_system",
@@ -101,19 +112,43 @@ class ResConfigSettings(models.TransientModel):
 
     def set_values(self):
         """Store a new Secret or private key when one was typed; an empty field keeps the
-        stored one."""
-        super().set_values()
-        if not self.env.user.has_group("base.group_system"):
-            return
-        credentials = self.env["account.bank.credential"]
-        for settings in self:
-            for name, key in (
-                ("saltedge_secret", const.PARAM_SECRET),
-                ("saltedge_private_key", const.PARAM_PRIVATE_KEY),
-            ):
-                value = (settings.sudo()[name] or "").strip()
-                if value:
-                    credentials._set(key, value)
+        stored one. Either way the settings' table keeps neither (see
+        ``_clear_typed_credentials``)."""
+        result = super().set_values()
+        if self.env.user.has_group("base.group_system"):
+            credentials = self.env["account.bank.credential"]
+            for settings in self:
+                for name, key in TYPED_CREDENTIALS:
+                    value = (settings.sudo()[name] or "").strip()
+                    if value:
+                        credentials._set(key, value)
+        self._clear_typed_credentials()
+        return result
+
+    def _clear_typed_credentials(self):
+        """Empty the typed Secret and private key in the settings' table: in these
+        settings, applied now, and in any row older than UNAPPLIED_SETTINGS_MINUTES (a save
+        whose ``execute`` failed or never came). Otherwise they would stay there until
+        Odoo's vacuum of transient records, readable by a system administrator and in any
+        copy or backup of the database. Another administrator's save under way (written a
+        moment ago, its ``execute`` to come) keeps what it typed."""
+        columns = [name for name, _key in TYPED_CREDENTIALS]
+        # Whatever the ORM still holds of these columns is written first, then emptied.
+        self.flush_model(columns)
+        self.env.execute_query(
+            SQL(
+                """
+                UPDATE res_config_settings
+                   SET saltedge_secret = NULL, saltedge_private_key = NULL
+                 WHERE (saltedge_secret IS NOT NULL OR saltedge_private_key IS NOT NULL)
+                   AND (id IN %s
+                        OR create_date < (now() at time zone 'UTC') - %s * interval '1 minute')
+                """,
+                tuple(self.ids) or (None,),
+                const.UNAPPLIED_SETTINGS_MINUTES,
+            )
+        )
+        self.invalidate_model(columns, flush=False)
 
     @api.constrains("bank_connection_reminder_days")
     def _check_bank_connection_reminder_days(self):

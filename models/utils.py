@@ -41,3 +41,17 @@ def callback_id(value):
     if not text or len(text) > 64 or clean_text(text, 64) != text:
         return None
     return text
+
+
+def fields_given(records, vals, creating=False):
+    """The names of the fields ``vals`` writes on ``records``' model; on a create also
+    those the context's ``default_<field>`` keys fill in (defaults are added after the
+    model's own ``create`` has seen ``vals``)."""
+    names = set(vals)
+    if creating:
+        names.update(
+            key[len("default_") :]
+            for key in records.env.context
+            if isinstance(key, str) and key.startswith("default_")
+        )
+    return names

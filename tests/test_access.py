@@ -7,8 +7,10 @@ class means exactly that exception is raised. Every row runs in its own savepoin
 row that is allowed (a write, an unlink, a disconnect) leaves nothing for the next one.
 """
 
+from odoo import Command
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
+from odoo.tools import SQL
 
 from ..models import const
 from .common import INSTANT_FETCH, KBC_SAVINGS, SECRET, BankConnectionCase
@@ -101,6 +103,16 @@ BUTTON_MATRIX = {
     ("connection", "action_open_journals"): ACCOUNTANTS,
     ("online account", "action_create_journal"): MANAGERS,
     ("provider", "action_connect"): MANAGERS,
+}
+
+
+# What Odoo adds to every model (named after the module that declares the model).
+ODOO_COLUMNS = {"id", "create_uid", "create_date", "write_uid", "write_date"}
+# The fields the module declares on the connection and its online accounts that a user
+# may write (with the model's access rights); every other one is the module's alone.
+USER_FIELDS = {
+    "connection": {"name", "user_id", "reminder_partner_ids", "account_ids", "journal_ids"},
+    "online account": {"journal_id"},
 }
 
 
@@ -240,7 +252,9 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
         }
         write_vals = {
             "connection": {"name": "Renamed"},
-            "online account": {"name": "Renamed"},
+            # Which journal an account feeds is the manager's choice; its name, IBAN and
+            # the rest come from Salt Edge.
+            "online account": {"journal_id": self.belfius_journal.id},
             "provider": {"name": "Renamed"},
             "connect session": {"provider_code": "other"},
             "callback": {"result": "other"},
@@ -366,10 +380,128 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
         }
         self.assertEqual(buttons, set(BUTTON_MATRIX))
 
+    # --- fields only the module writes ---------------------------------------------------
+
+    def module_only_values(self):
+        """{target: {field: a value an RPC caller could send}} for every field that only
+        the module writes (as superuser), from Salt Edge's answers and its own imports."""
+        return {
+            "connection": {
+                "state": "connected",
+                "company_id": self.other_company.id,
+                "saltedge_connection_id": "100000000099",
+                "saltedge_customer_id": "100000000098",
+                "saltedge_consent_id": "100000000097",
+                "provider_code": "belfius_sandbox_be",
+                "provider_name": "Belfius",
+                "connected_until": "2099-12-31",
+                "consent_expires_at": "2099-12-31 10:00:00",
+                "last_sync": "2099-12-31 10:00:00",
+                "last_error": "",
+                "last_stage": const.STAGE_FINISH,
+                "fetch_finished": True,
+                # A time in the future would make every later fail or destroy stale.
+                "saltedge_seen_at": "2099-12-31 10:00:00",
+                "import_requested": True,
+                "refresh_needs_user": False,
+                "last_refresh_request": "2099-12-31 10:00:00",
+                "next_refresh_possible_at": "2000-01-01 00:00:00",
+                "balance_mismatch": False,
+                "balance_mismatch_note": "",
+                # Another run would take this connection's import into its history.
+                "resume_run_id": self.run.id,
+                "import_run_ids": [Command.set([])],
+                "reminder_ids": [Command.set([])],
+            },
+            "online account": {
+                "connection_id": self.connection.id,
+                "company_id": self.other_company.id,
+                "saltedge_account_id": "100000000096",
+                "name": "Renamed",
+                "iban": "BE56363123456788",
+                "currency_id": self.env.ref("base.USD").id,
+                "balance": 1_000_000.0,
+                "nature": "card",
+                "last_transaction_id": "999999999999",
+                "first_sync_done": False,
+                "journal_had_lines": False,
+                "opening_line_id": False,
+            },
+        }
+
+    def test_the_module_only_fields_are_every_field_a_user_may_not_write(self):
+        # A new field of the module is either the user's or the module's: it fails here
+        # until it is named in one of the two lists.
+        values = self.module_only_values()
+        for target, model in (
+            ("connection", "account.bank.connection"),
+            ("online account", "account.bank.connection.account"),
+        ):
+            Model = self.env[model]
+            ours = {
+                name
+                for name, field in Model._fields.items()
+                if field._module == "account_bank_connection"
+                and (field.store or field.inverse)
+                and name not in ODOO_COLUMNS
+            }
+            with self.subTest(target=target):
+                self.assertEqual(set(values[target]), Model._saltedge_protected_fields)
+                self.assertEqual(ours, set(values[target]) | USER_FIELDS[target])
+                self.assertFalse(set(values[target]) & USER_FIELDS[target])
+
+    def test_nobody_writes_a_field_only_the_module_writes(self):
+        values = self.module_only_values()
+        matrix = {(target, field): NOBODY for target, vals in values.items() for field in vals}
+
+        def write_field(target, field, user):
+            record = {"connection": self.connection, "online account": self.account}[target]
+            return lambda: record.with_user(user).write({field: values[target][field]})
+
+        self.assertEqual(self.check_matrix(matrix, write_field), len(matrix) * len(ROLES))
+
+    def test_no_field_only_the_module_writes_is_given_at_create_not_even_as_a_default(self):
+        manager = self.users[MANAGER]
+        Connection = self.env["account.bank.connection"].with_user(manager)
+        new = {"name": "Belfius", "company_id": self.company.id}
+        # What a manager may create: a draft connection of their company.
+        self.assertEqual(self.outcome(lambda: Connection.create(new)), OK)
+        mismatches = []
+        for field, value in self.module_only_values()["connection"].items():
+            if field == "company_id":
+                continue
+            for how, create in (
+                ("value", lambda f=field, v=value: Connection.create({**new, f: v})),
+                (
+                    "default",
+                    lambda f=field, v=value: Connection.with_context(**{f"default_{f}": v}).create(
+                        new
+                    ),
+                ),
+            ):
+                got = self.outcome(create)
+                if got != DENIED:
+                    mismatches.append(f"{field} as a {how}: {name(got)} {self.last_error}")
+        self.assertFalse(mismatches, "\n" + "\n".join(mismatches))
+
+    def test_a_manager_of_another_company_cannot_point_an_import_at_this_companys_run(self):
+        theirs = self.env["account.bank.connection"].create(
+            {"name": "Andere bank", "company_id": self.other_company.id}
+        )
+        self.assertEqual(self.run.company_id, self.company)
+        with self.assertRaises(AccessError):
+            theirs.with_user(self.users[STRANGER]).write({"resume_run_id": self.run.id})
+        # Nor can the module's own code: the run's company must be the connection's.
+        with self.assertRaises(UserError):
+            theirs.write({"resume_run_id": self.run.id})
+        theirs.invalidate_recordset(flush=False)
+        self.assertFalse(theirs.resume_run_id)
+
     # --- the Salt Edge Secret and private key ------------------------------------------
 
-    def secret_probes(self, user):
-        """Every way an RPC caller could try to read the Secret or the private key."""
+    def secret_probes(self, user, settings):
+        """Every way an RPC caller could try to read the Secret or the private key;
+        ``settings``: the settings record a system administrator saved them with."""
         env = self.env(user=user, su=False)
         # Kept apart from the system parameters, which system administrators read.
         stored = self.env["account.bank.credential"].sudo().search([])
@@ -383,7 +515,7 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
         self.assertTrue(params)
         Param = env["ir.config_parameter"]
         Settings = env["res.config.settings"]
-        settings = self.settings.with_env(env)
+        settings = settings.with_env(env)
         secret_fields = ["saltedge_secret", "saltedge_private_key"]
         return {
             "credential read": lambda: stored.with_env(env).read(["key", "value"]),
@@ -418,10 +550,40 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
             if len(line) > 20:
                 self.assertFalse(line in text, f"{where}: a line of the private key")
 
+    def save_settings(self, user, **typed):
+        """``user`` types ``typed`` in the settings and saves, as the settings form does:
+        the record is written (one request), then ``execute`` applies it (the next)."""
+        settings = self.env["res.config.settings"].with_user(user).create(typed)
+        settings.execute()
+        return settings
+
+    def settings_table(self):
+        """The settings' table as a copy or a backup of the database holds it:
+        ``{id: (secret, private key)}``."""
+        self.env.flush_all()
+        rows = self.env.execute_query(
+            SQL("SELECT id, saltedge_secret, saltedge_private_key FROM res_config_settings")
+        )
+        return {row[0]: row[1:] for row in rows}
+
     def test_the_secret_and_private_key_reach_no_one_not_even_a_system_administrator(self):
+        # Typed and saved in the settings by a system administrator first: the settings'
+        # own record and table must not keep them either.
+        admin = self.users[ADMIN]
+        saved = self.save_settings(
+            admin, saltedge_secret=SECRET, saltedge_private_key=self.app_private_key
+        )
+        stored = self.env["account.bank.credential"].sudo().search([])
+        self.assertEqual(stored.mapped("write_uid"), admin, "the save stored both")
         leaks = []
+        table = self.settings_table()
+        self.assertIn(saved.id, table)
+        try:
+            self.assert_no_secret(repr(table), "the res_config_settings table")
+        except AssertionError as leak:
+            leaks.append(str(leak))
         for role in ROLES:
-            for probe, call in self.secret_probes(self.users[role]).items():
+            for probe, call in self.secret_probes(self.users[role], saved).items():
                 where = f"{role} / {probe}"
                 try:
                     with self.env.cr.savepoint():
@@ -436,6 +598,32 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
                 except AssertionError as leak:
                     leaks.append(str(leak))
         self.assertFalse(leaks, "\n" + "\n".join(leaks))
+
+    def test_a_save_of_the_settings_clears_what_an_unapplied_save_left_behind(self):
+        admin = self.users[ADMIN]
+        Settings = self.env["res.config.settings"].with_user(admin)
+        # Written by the form an hour ago, its execute never came or failed (rolled back).
+        left = Settings.create(
+            {"saltedge_secret": "left-behind", "saltedge_private_key": "left-behind key"}
+        )
+        # Another administrator's save under way: written, its execute not yet run.
+        under_way = Settings.create({"saltedge_secret": "under-way"})
+        self.env.flush_all()
+        self.env.execute_query(
+            SQL(
+                "UPDATE res_config_settings SET create_date = create_date - interval '1 hour'"
+                " WHERE id = %s",
+                left.id,
+            )
+        )
+        self.assertEqual(self.settings_table()[left.id], ("left-behind", "left-behind key"))
+        saved = self.save_settings(admin, bank_connection_reminder_days="15,3,1")
+        table = self.settings_table()
+        self.assertEqual(table[left.id], (None, None))
+        self.assertEqual(table[saved.id], (None, None))
+        self.assertEqual(table[under_way.id], ("under-way", None))
+        # What was typed an hour ago and never applied stays unapplied.
+        self.assertEqual(self.env["account.bank.credential"]._get(const.PARAM_SECRET), SECRET)
 
     def test_the_module_uses_the_secret_and_private_key_that_nobody_reads(self):
         # The probes above can only pass for a reason: the values are there, the module

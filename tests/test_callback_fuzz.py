@@ -3,14 +3,16 @@
 Well over a thousand requests that Salt Edge never sent (missing, forged, cut or misplaced
 signatures, cut or oversized bodies, bodies that are no JSON or JSON of every wrong shape,
 unknown kinds, methods and content types) and callbacks Salt Edge did sign that must still
-change nothing (replays of callbacks already handled, unknown connection ids, another
-customer's or another company's ids). Each must get a 4xx or a harmless 200 without a
-traceback, and afterwards the database is as it was, row for row.
+change nothing (replays of callbacks already handled, real callbacks signed with a time
+Odoo does not accept, unknown connection ids, another customer's or another company's
+ids). Each must get a 4xx or a harmless 200 without a traceback, and afterwards the
+database is as it was, row for row.
 
 A failure names the seed and the request's number: ``FUZZ_SEED`` reruns the same set.
 """
 
 import base64
+import datetime
 import hashlib
 import json
 import logging
@@ -54,6 +56,11 @@ SNAPSHOT_QUERIES = {
 }
 
 
+# What a correctly signed callback sent outside the time Odoo accepts answers, and its
+# result in the ledger.
+REFUSED = ("too old", "too new", "no time")
+
+
 def parsed_or_400(body):
     """What a signed body should get: 400 when it is no JSON (a UTF-8 BOM before it is
     JSON to Python, a raw lone surrogate too), else a harmless 200."""
@@ -73,6 +80,7 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
         super().setUp()
         self.reset_sandbox()
         self.rng = random.Random(SEED)
+        self.started = datetime.datetime.now(datetime.timezone.utc)
         self.http = requests.Session()
         self.other_key = signing.load_private_key(generate_key_pair()[0])
         self.other_company = self.env["res.company"].create(
@@ -110,8 +118,12 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
     def salt_edge_signature(self, url, body):
         return signing.sign(self.sandbox.app.private_key, signing.callback_message(url, body))
 
-    def document(self, data):
-        meta = {"version": "6", "time": "2030-01-01T10:00:00Z"}
+    def fresh_meta(self):
+        """Salt Edge's meta of a callback sent now: Odoo refuses older than a day."""
+        return {"version": "6", "time": self.started.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    def document(self, data, meta=None):
+        meta = self.fresh_meta() if meta is None else meta
         return json.dumps({"data": data, "meta": meta}, separators=(",", ":")).encode()
 
     def snapshot(self):
@@ -200,9 +212,18 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
                 }
             },
             lambda: {"data": {"connection_id": {"nested": [wrong] * rng.randint(1, 50)}}},
+            lambda: {"data": {"connection_id": real_id, "customer_id": wrong}, "meta": wrong},
+            lambda: {
+                "data": {"connection_id": real_id, "customer_id": wrong},
+                "meta": {"version": "6", "time": wrong},
+            },
         ]
         while True:
             document = rng.choice(shapes)()
+            # Most with a fresh time, so they reach the handler's own checks; the others
+            # are refused for their time first.
+            if isinstance(document, dict) and "meta" not in document and rng.random() < 0.8:
+                document["meta"] = self.fresh_meta()
             text = json.dumps(document, ensure_ascii=rng.random() < 0.5, allow_nan=True)
             body = text.encode("utf-8", "surrogatepass")
             if len(body) <= MAX_CALLBACK_BYTES:
@@ -352,6 +373,27 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
             kind, body = rng.choice(delivered)
             yield "replay (signed)", "POST", kind, signed(kind, body), body, {200}
         for _i in range(60):
+            # A real callback of the real connection, as Salt Edge signed it at another
+            # time: captured days ago, from a clock far ahead, or without a time.
+            kind, body = rng.choice(delivered)
+            document = json.loads(body)
+            age = rng.choice(
+                [
+                    datetime.timedelta(seconds=const.CALLBACK_MAX_AGE_SECONDS + 60),
+                    datetime.timedelta(days=rng.randint(2, 29)),
+                    -datetime.timedelta(seconds=const.CALLBACK_CLOCK_SKEW_SECONDS + 60),
+                    -datetime.timedelta(days=rng.randint(1, 400)),
+                    None,
+                ]
+            )
+            if age is None:
+                document["meta"].pop("time")
+            else:
+                moment = self.started - age
+                document["meta"]["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = json.dumps(document, separators=(",", ":")).encode()
+            yield "out of its time (signed)", "POST", kind, signed(kind, body), body, {200}
+        for _i in range(60):
             kind = rng.choice(
                 [
                     "Success",
@@ -433,7 +475,12 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
                 status = response.json().get("status") if method == "POST" else text
                 if category.startswith("replay") and status != "duplicate":
                     problem = f"a replay answered {status!r}"
-                elif status == "ok":
+                elif category.startswith("out of its time") and status not in (
+                    *REFUSED,
+                    "duplicate",
+                ):
+                    problem = f"a callback out of its time answered {status!r}"
+                elif status == "ok" or status in REFUSED:
                     fingerprint = hashlib.sha256(kind.encode() + b"|" + body).hexdigest()
                     accepted[fingerprint] = category
                 elif status != "duplicate":
@@ -453,7 +500,8 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
         new_ledger = ledger.search([("id", ">", last_ledger_id)])
         self.assertEqual(set(new_ledger.mapped("fingerprint")), set(accepted))
         self.assertEqual(len(new_ledger), len(accepted))
-        self.assertLessEqual(set(new_ledger.mapped("result")), {"ignored", "unknown"})
+        self.assertLessEqual(set(new_ledger.mapped("result")), {"ignored", "unknown", *REFUSED})
+        self.assertLessEqual(set(REFUSED), set(new_ledger.mapped("result")))
         self.assertTrue(accepted)
         after["account.bank.callback"] = {
             key: value

@@ -13,8 +13,9 @@ import socket
 from unittest.mock import patch
 from urllib.parse import urlparse
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.tests import tagged
+from odoo.tools import SQL
 
 from ..models import const
 from ..odoo_series import holding_http_requests, user_groups_field
@@ -78,7 +79,10 @@ class TestHttpRoutes(BankConnectionHttpCase):
             headers["Signature"] = signature
         return self.url_open(self.callback_url(kind), data=body, headers=headers, timeout=30)
 
-    def callback_body(self, connection, **data):
+    def callback_body(self, connection, sent_at=None, **data):
+        """A callback of ``connection`` as Salt Edge sends it, sent ``sent_at`` (an aware
+        datetime; default now, by Odoo's clock)."""
+        sent_at = sent_at or datetime.datetime.now(datetime.timezone.utc)
         document = {
             "data": {
                 "connection_id": connection.saltedge_connection_id,
@@ -86,7 +90,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
                 "custom_fields": {},
                 **data,
             },
-            "meta": {"version": "6", "time": "2030-01-01T10:00:00Z"},
+            "meta": {"version": "6", "time": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
         }
         return json.dumps(document).encode()
 
@@ -413,10 +417,22 @@ class TestHttpRoutes(BankConnectionHttpCase):
 
     # --- callbacks sent by the sandbox ------------------------------------------------
 
+    def rewind_sandbox_an_hour(self):
+        """Salt Edge's clock an hour back: what the test does next happened an hour ago,
+        and ``advance_sandbox_an_hour`` brings it to now. Its callbacks carry its clock,
+        which Odoo holds against its own (at most a day old, a few minutes ahead)."""
+        self.sandbox_control("clock", {"advance_seconds": -3600})
+
+    def advance_sandbox_an_hour(self):
+        self.sandbox_control("clock", {"advance_seconds": 3600})
+
     def test_a_refresh_at_salt_edge_calls_back_and_asks_for_an_import(self):
+        # Connected an hour ago: Salt Edge refreshes a connection once its interval (five
+        # minutes in the sandbox) has passed.
+        self.rewind_sandbox_an_hour()
         connection = self.connected()
         self.assertFalse(connection.import_requested)
-        self.advance_sandbox_days(1)
+        self.advance_sandbox_an_hour()
         self.Connection._saltedge_client().background_refresh(connection.saltedge_connection_id)
         sent = self.then_wait_for_callbacks(2 * CALLBACKS_PER_SUCCESS)
         self.assertEqual({record["status"] for record in sent}, {200})
@@ -429,13 +445,14 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.assertIn("import queued", results.mapped("result"))
 
     def test_a_failed_refresh_calls_back_and_records_the_error(self):
+        self.rewind_sandbox_an_hour()
         connection = self.connected()
         remote_id = connection.saltedge_connection_id
         self.sandbox_control(
             f"connections/{remote_id}/fail_next",
             {"error_class": "ProviderError", "error_message": "The bank is closed for lunch."},
         )
-        self.advance_sandbox_days(1)
+        self.advance_sandbox_an_hour()
         self.Connection._saltedge_client().background_refresh(remote_id)
         sent = self.then_wait_for_callbacks(CALLBACKS_PER_SUCCESS + 2)
         self.assertEqual([record["kind"] for record in sent[-2:]], ["notify", "fail"])
@@ -503,6 +520,99 @@ class TestHttpRoutes(BankConnectionHttpCase):
             self.assertEqual(response.json()["status"], "ok")
         self.env.invalidate_all()
         self.assertTrue(connection.import_requested)
+
+    # --- how old a callback may be ----------------------------------------------------
+
+    def post_success(self, connection, sent_at=None, **meta):
+        """A success callback of ``connection`` signed by Salt Edge, sent ``sent_at``;
+        returns (HTTP status, JSON status, the ledger's result)."""
+        body = self.callback_body(connection, sent_at=sent_at, stage="finish")
+        if meta:
+            document = json.loads(body)
+            document["meta"] = meta
+            body = json.dumps(document).encode()
+        Ledger = self.env["account.bank.callback"]
+        before = Ledger.search([]).ids
+        response = self.post_callback("success", body, self.signed_by_salt_edge("success", body))
+        self.env.invalidate_all()
+        ledger = Ledger.search([("id", "not in", before)])
+        self.assertEqual(len(ledger), 1, "each callback signed by Salt Edge is in the ledger")
+        return response.status_code, response.json()["status"], ledger.result
+
+    def assert_refused(self, connection, sent_at=None, reason="", **meta):
+        """The callback is acknowledged (Salt Edge would only send it again), recorded
+        with ``reason`` in the ledger and a warning in the log, and changes nothing."""
+        stage, triggers = connection.last_stage, self.env["ir.cron.trigger"].search([]).ids
+        with self.assertLogs("odoo.addons.account_bank_connection", "WARNING") as logs:
+            answer = self.post_success(connection, sent_at, **meta)
+        self.assertEqual(answer, (200, reason, reason))
+        self.assertTrue(any(reason in line and "refused" in line for line in logs.output))
+        self.assertFalse(connection.import_requested)
+        self.assertEqual(connection.last_stage, stage)
+        self.assertFalse(self.env["ir.cron.trigger"].search([("id", "not in", triggers)]))
+
+    def test_a_signed_success_sent_two_days_ago_is_refused_and_changes_nothing(self):
+        connection = self.connected()
+        two_days_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
+        self.assert_refused(connection, two_days_ago, "too old")
+        # Just over the limit (a day) is too old as well.
+        limit = datetime.timedelta(seconds=const.CALLBACK_MAX_AGE_SECONDS + 60)
+        self.assert_refused(
+            connection, datetime.datetime.now(datetime.timezone.utc) - limit, "too old"
+        )
+
+    def test_a_signed_success_from_beyond_the_clock_skew_is_refused(self):
+        connection = self.connected()
+        # Ten minutes beyond the clock skew Odoo allows.
+        ahead = datetime.timedelta(seconds=const.CALLBACK_CLOCK_SKEW_SECONDS + 600)
+        self.assert_refused(
+            connection, datetime.datetime.now(datetime.timezone.utc) + ahead, "too new"
+        )
+
+    def test_a_signed_success_without_a_time_is_refused(self):
+        connection = self.connected()
+        self.assert_refused(connection, reason="no time", version="6")
+        self.assert_refused(connection, reason="no time", version="6", time="yesterday")
+        self.assert_refused(connection, reason="no time", version="6", time=1767225600)
+
+    def test_a_fresh_signed_success_is_applied_within_the_clock_skew_too(self):
+        connection = self.connected()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.assertEqual(self.post_success(connection, now), (200, "ok", "import queued"))
+        self.assertTrue(connection.import_requested)
+        connection.import_requested = False
+        self.env.flush_all()
+        # Salt Edge's clock a few minutes ahead of Odoo's, or a day's delivery delay: in.
+        for sent_at in (
+            now + datetime.timedelta(minutes=4),
+            now - datetime.timedelta(hours=23),
+        ):
+            self.assertEqual(self.post_success(connection, sent_at), (200, "ok", "import queued"))
+            self.assertTrue(connection.import_requested)
+            connection.import_requested = False
+            self.env.flush_all()
+
+    def test_the_ledger_remembers_a_callback_as_long_as_its_time_lets_it_in(self):
+        Ledger = self.env["account.bank.callback"].sudo()
+        accepted_for = datetime.timedelta(
+            seconds=const.CALLBACK_MAX_AGE_SECONDS + const.CALLBACK_CLOCK_SKEW_SECONDS
+        )
+        recent = Ledger._claim("a" * 64, "success", "1")
+        forgotten = Ledger._claim("b" * 64, "success", "1")
+        now = fields.Datetime.now()
+        self.env.execute_query(
+            SQL(
+                "UPDATE account_bank_callback SET create_date = CASE id"
+                " WHEN %s THEN %s::timestamp ELSE %s::timestamp END WHERE id IN %s",
+                recent.id,
+                now - accepted_for - datetime.timedelta(hours=1),
+                now - datetime.timedelta(days=const.CALLBACK_LEDGER_DAYS, hours=1),
+                (recent.id, forgotten.id),
+            )
+        )
+        Ledger._gc_old_callbacks()
+        self.assertTrue(recent.exists(), "forgotten while a replay would still be let in")
+        self.assertFalse(forgotten.exists())
 
     def test_a_chunked_body_over_the_limit_is_refused_without_being_read_whole(self):
         """A body sent chunked has no Content-Length for Odoo to refuse it by. This one is

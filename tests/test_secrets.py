@@ -9,10 +9,11 @@ the test: the database of the other tests keeps its settings.
 
 from odoo.exceptions import UserError
 from odoo.modules.neutralize import get_installed_modules, get_neutralization_queries
+from odoo.tools import SQL
 
 from ..hooks import uninstall_hook
 from ..models import const
-from .common import INSTANT_FETCH, BankConnectionCase
+from .common import INSTANT_FETCH, SECRET, BankConnectionCase
 
 
 class TestNeutralize(BankConnectionCase):
@@ -23,6 +24,22 @@ class TestNeutralize(BankConnectionCase):
             [("module", "=", "account_bank_connection"), ("model", "=", "ir.cron")]
         )
         return self.env["ir.cron"].with_context(active_test=False).browse(data.mapped("res_id"))
+
+    def settings_secrets(self, settings=None):
+        """The settings rows holding a Secret or a private key, as the table has them:
+        ``[(id, secret set, private key set)]`` (never the values themselves)."""
+        self.env.flush_all()
+        return self.env.execute_query(
+            SQL(
+                "SELECT id, saltedge_secret IS NOT NULL, saltedge_private_key IS NOT NULL"
+                "  FROM res_config_settings"
+                " WHERE (saltedge_secret IS NOT NULL OR saltedge_private_key IS NOT NULL)"
+                "   AND (%s IS NULL OR id = %s)"
+                " ORDER BY id",
+                settings and settings.id,
+                settings and settings.id,
+            )
+        )
 
     def neutralize(self):
         self.env.flush_all()
@@ -43,6 +60,14 @@ class TestNeutralize(BankConnectionCase):
         self.assertTrue(params.get_param(const.PARAM_APP_ID))
         for key in (const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
             self.assertTrue(credentials._get(key), key)
+        # A settings row written by the form whose save was never applied (or one from
+        # before the module cleared them) still holds what was typed.
+        typed = self.env["res.config.settings"].create(
+            {"saltedge_secret": SECRET, "saltedge_private_key": self.app_private_key}
+        )
+        self.assertEqual(
+            self.settings_secrets(typed), [(typed.id, True, True)], "the row holds both"
+        )
 
         self.neutralize()
 
@@ -50,6 +75,7 @@ class TestNeutralize(BankConnectionCase):
         for key in (const.PARAM_SECRET, const.PARAM_PRIVATE_KEY):
             self.assertFalse(credentials._get(key), key)
         self.assertFalse(credentials.sudo().search([]))
+        self.assertEqual(self.settings_secrets(), [])
         self.assertEqual(crons.mapped("active"), [False] * len(crons))
         # What is not a secret stays, so an administrator sees where the copy pointed.
         self.assertEqual(params.get_param(const.PARAM_BASE_URL), self.sandbox.api_url)
