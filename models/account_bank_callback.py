@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..odoo_series import Constraint
 from . import const
@@ -27,8 +28,9 @@ class AccountBankCallback(models.Model):
     @api.model
     def _claim(self, fingerprint, kind, remote_id):
         """Record a callback; False when it was already recorded (a retry or a replay)."""
-        self.env.cr.execute(
-            """
+        rows = self.env.execute_query(
+            SQL(
+                """
             INSERT INTO account_bank_callback
                 (fingerprint, kind, saltedge_connection_id, create_date, write_date,
                  create_uid, write_uid)
@@ -36,19 +38,26 @@ class AccountBankCallback(models.Model):
             ON CONFLICT (fingerprint) DO NOTHING
             RETURNING id
             """,
-            [fingerprint, kind, remote_id, self.env.uid, self.env.uid],
+                fingerprint,
+                kind,
+                remote_id,
+                self.env.uid,
+                self.env.uid,
+            )
         )
-        row = self.env.cr.fetchone()
-        return self.browse(row[0]) if row else self.browse()
+        return self.browse(rows[0][0]) if rows else self.browse()
 
     def _record_result(self, result):
         """Note what the handler did with the callback just claimed: one UPDATE of the row
         ``_claim`` inserted in this transaction (its write date is that of its insert)."""
         if not self:
             return
-        self.env.cr.execute(
-            "UPDATE account_bank_callback SET result = %s WHERE id IN %s",
-            [result, tuple(self.ids)],
+        self.env.execute_query(
+            SQL(
+                "UPDATE account_bank_callback SET result = %s WHERE id IN %s",
+                result,
+                tuple(self.ids),
+            )
         )
         self.invalidate_recordset(["result"], flush=False)
 

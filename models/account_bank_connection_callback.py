@@ -93,8 +93,9 @@ class AccountBankConnection(models.Model):
         query instead of a search and a read of every field); None when Odoo has none."""
         # Changes of this transaction not yet in the table first (none in a request).
         self.flush_model(self._callback_read_fields)
-        self.env.cr.execute(
-            """
+        rows = self.env.execute_query(
+            SQL(
+                """
             SELECT id, state, saltedge_seen_at, last_stage,
                    coalesce(fetch_finished, false), coalesce(import_requested, false)
               FROM account_bank_connection
@@ -102,12 +103,13 @@ class AccountBankConnection(models.Model):
              ORDER BY id
              LIMIT 1
             """,
-            [remote_id, customer_id],
+                remote_id,
+                customer_id,
+            )
         )
-        found = self.env.cr.fetchone()
-        if not found:
+        if not rows:
             return None
-        return dict(zip(self._callback_row_columns, found, strict=True))
+        return dict(zip(self._callback_row_columns, rows[0], strict=True))
 
     @api.model
     def _saltedge_callback_store(self, row, vals):
@@ -123,7 +125,7 @@ class AccountBankConnection(models.Model):
         assignments = SQL(", ").join(
             SQL("%s = %s", SQL.identifier(name), value) for name, value in changed.items()
         )
-        self.env.cr.execute(
+        self.env.execute_query(
             SQL(
                 "UPDATE account_bank_connection SET %s, write_uid = %s,"
                 " write_date = now() at time zone 'UTC' WHERE id = %s",
@@ -244,17 +246,19 @@ class AccountBankConnection(models.Model):
             return
         cron = self.env["ir.cron"].sudo().browse(cron_id)
         if callback:
-            self.env.cr.execute(
-                """
+            due = self.env.execute_query(
+                SQL(
+                    """
                 SELECT 1 FROM ir_cron_trigger
                  -- The clock, not now(): that is the start of this transaction, which may
                  -- be older than a trigger made in it or committed since.
                  WHERE cron_id = %s AND call_at <= (clock_timestamp() at time zone 'UTC')
                  LIMIT 1
                 """,
-                [cron_id],
+                    cron_id,
+                )
             )
-            if self.env.cr.fetchone():
+            if due:
                 cron._trigger(fields.Datetime.now() + timedelta(seconds=1))
                 return
         cron._trigger()

@@ -86,7 +86,9 @@ def opening_balance(provider, account):
 
 @functools.lru_cache(maxsize=65536)
 def _day_total(provider, account, holder, day):
-    return sum(Decimal(str(draft["amount"])) for draft in drafts_for_day(provider, account, holder, day))
+    return sum(
+        Decimal(str(draft["amount"])) for draft in drafts_for_day(provider, account, holder, day)
+    )
 
 
 def balance_before(provider, account, holder, day):

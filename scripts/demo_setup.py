@@ -14,8 +14,9 @@ import requests
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import serialization
 
-from odoo.addons.account_bank_connection.models import const
 from odoo.tools import SQL
+
+from odoo.addons.account_bank_connection.models import const
 from odoo.addons.account_bank_connection.sandbox.driver import complete_connect
 
 env = env  # noqa: F821 (given by scripts/odoo_script.py)

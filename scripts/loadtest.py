@@ -190,9 +190,10 @@ def postmaster_pid(env):
 
 
 def setup(env):
+    from odoo.tools import SQL
+
     from odoo.addons.account_bank_connection.models import const
     from odoo.addons.account_bank_connection.sandbox import signing
-    from odoo.tools import SQL
 
     with open(os.environ["LOADTEST_KEY"], "rb") as handle:
         private_key = signing.load_private_key(handle.read())

@@ -182,8 +182,8 @@ class ServerShapeMixin:
         read in the test's environment."""
         env = self.cold_env()
         with self.cold_steps():
-            run, error = env["account.bank.connection"].browse(connection.id)._run_import(
-                trigger, **kwargs
+            run, error = (
+                env["account.bank.connection"].browse(connection.id)._run_import(trigger, **kwargs)
             )
         self.env.invalidate_all(flush=True)
         return run.with_env(self.env), error

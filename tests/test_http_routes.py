@@ -274,8 +274,9 @@ class TestHttpRoutes(BankConnectionHttpCase):
             calls.append(connection.id)
             raise RuntimeError("the server lost its database connection")
 
-        with patch.object(Connection, "_saltedge_first_import_run", broken), self.assertLogs(
-            "odoo.addons.account_bank_connection.controllers.main", "ERROR"
+        with (
+            patch.object(Connection, "_saltedge_first_import_run", broken),
+            self.assertLogs("odoo.addons.account_bank_connection.controllers.main", "ERROR"),
         ):
             answer = self.import_from_the_waiting_page(session_url)
         self.assertEqual(len(calls), 1)

@@ -350,8 +350,11 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertEqual((run.matched_count, run.created_count), (1, 1))
         self.assertIn(typed.saltedge_transaction_id, {str(t["id"]) for t in added})
         twins = self.Line.search(
-            [("journal_id", "=", self.kbc_journal.id), ("date", "=", added[0]["made_on"]),
-             ("amount", "=", -42.5)]
+            [
+                ("journal_id", "=", self.kbc_journal.id),
+                ("date", "=", added[0]["made_on"]),
+                ("amount", "=", -42.5),
+            ]
         )
         self.assertEqual(len(twins), 2)
 
@@ -1026,8 +1029,10 @@ class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
         self.sandbox_control("faults", {"kind": "500", "count": 5, "path_prefix": "/connections"})
         with self.registry.cursor() as cr, mute_logger(IMPORT_LOGGER):
             env = api.Environment(cr, SUPERUSER_ID, {})
-            run, error = env["account.bank.connection"].browse(connection_id)._run_import(
-                "cron", commit=True
+            run, error = (
+                env["account.bank.connection"]
+                .browse(connection_id)
+                ._run_import("cron", commit=True)
             )
             self.assertIsNotNone(error)
             run_id = run.id
