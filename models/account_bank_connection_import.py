@@ -77,6 +77,10 @@ class ImportCounts:
     # SKIPPED_NOTE_LINES of them; the count holds them all).
     skipped: int = 0
     skipped_notes: tuple = ()
+    # The opening lines booked by the run's last step, set (not added) by it: that step
+    # is committed with the run's closing write, and done again if that write meets a
+    # concurrent one (see _run_import).
+    openings: int = 0
 
     def add(self, other):
         self.fetched += other.fetched
@@ -96,7 +100,7 @@ class ImportCounts:
     def as_vals(self):
         return {
             "fetched_count": self.fetched,
-            "created_count": self.created,
+            "created_count": self.created + self.openings,
             "duplicate_count": self.duplicates,
             "matched_count": self.matched,
             "pending_count": self.pending,
@@ -598,7 +602,7 @@ class AccountBankConnection(models.Model):
                 if not failures:
                     # With an account imported halfway the balances say nothing new.
                     self._flag_balance_mismatch(notes)
-        counts.created += openings
+        counts.openings = openings
         if failures:
             raise next(iter(failures.values()))
         return refresh_error, False
