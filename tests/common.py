@@ -5,6 +5,7 @@ import contextlib
 import datetime
 import os
 import time
+import uuid
 from unittest.mock import patch
 from urllib.parse import parse_qs, urlparse
 
@@ -15,7 +16,7 @@ from odoo.tests import HttpCase, TransactionCase
 
 from ..models import const
 from ..odoo_series import serve_http_requests_throughout
-from ..saltedge_client import generate_key_pair
+from ..saltedge_client import SaltEdgeClient, generate_key_pair
 from ..sandbox import SandboxServer, complete_connect, witness
 
 SECRET = "test-secret-never-logged"
@@ -109,6 +110,23 @@ class SandboxMixin:
             and (path is None or entry["path"] == f"/api/v6{path}")
         ]
 
+    def remote_transactions(self, connection, account, pending=False):
+        """The account's transactions as Salt Edge has them now, straight from the sandbox."""
+        client = connection._saltedge_client()
+        return list(
+            client.list_transactions(
+                connection.saltedge_connection_id, account.saltedge_account_id, pending=pending
+            )
+        )
+
+    def remote_balance(self, connection, account):
+        """The account's balance as Salt Edge has it now."""
+        client = connection._saltedge_client()
+        for item in client.list_accounts(connection.saltedge_connection_id):
+            if str(item["id"]) == account.saltedge_account_id:
+                return item["balance"]
+        self.fail(f"Salt Edge does not list the account {account.saltedge_account_id}")
+
     def wait_for_callbacks(self, count, timeout=20):
         """Wait until the sandbox has delivered ``count`` callbacks (and had their
         answers); returns them. Bounded: fails the test after ``timeout`` seconds."""
@@ -125,6 +143,85 @@ class SandboxMixin:
     def return_params(return_url):
         """The query of the URL the sandbox sends the browser back to, as a flat dict."""
         return {key: values[0] for key, values in parse_qs(urlparse(return_url).query).items()}
+
+
+class CommittedConnectionMixin:
+    """Two database transactions at once, as two Odoo workers have them: what they share
+    must be committed, so each test commits its own connection and removes it after.
+    For test classes with SandboxMixin (a started sandbox)."""
+
+    def committed_connection(self, provider_code):
+        """A connection to the sandbox bank ``provider_code``, each of its accounts feeding
+        a new journal, all committed; removed (with the settings and the company's Salt
+        Edge customer restored) when the test ends. Returns ``(connection id,
+        [(Salt Edge account id, journal id)])``, the accounts in the import's order."""
+        client = SaltEdgeClient(
+            self.sandbox.api_url, "test-app-id", SECRET, private_key_pem=self.app_private_key
+        )
+        tag = uuid.uuid4().hex[:3].upper()
+        customer_id = client.create_customer(f"committed-{tag}-{uuid.uuid4().hex[:8]}")["id"]
+        answer = client.create_connect_session(
+            customer_id,
+            "http://localhost/return",
+            provider_code=provider_code,
+            include_sandboxes=True,
+        )
+        back = self.return_params(complete_connect(answer["connect_url"]))
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            params = env["ir.config_parameter"]
+            saved = {
+                param.key: param.value
+                for param in params.search([("key", "like", "account_bank_connection.%")])
+            }
+            self.configure_odoo(env)
+            # The import confirms the connection is the company's Salt Edge customer's.
+            company = env.company.sudo()
+            saved_customer = company.saltedge_customer_id
+            company.saltedge_customer_id = str(customer_id)
+            connection = env["account.bank.connection"].create(
+                {
+                    "name": f"Committed bank {tag}",
+                    "saltedge_connection_id": back["connection_id"],
+                    "saltedge_customer_id": str(customer_id),
+                    "provider_code": provider_code,
+                    "state": "connected",
+                }
+            )
+            connection._saltedge_update_consent(connection._saltedge_client())
+            connection._saltedge_sync_accounts(connection._saltedge_client())
+            linked = []
+            for index, account in enumerate(connection.account_ids):
+                journal = env["account.journal"].create(
+                    {"name": f"Committed {tag} {index}", "code": f"C{tag}{index}", "type": "bank"}
+                )
+                account.journal_id = journal
+                linked.append((account.saltedge_account_id, journal.id))
+            connection_id = connection.id
+        self.addCleanup(self.remove_committed, connection_id, linked, saved, saved_customer)
+        return connection_id, linked
+
+    def remove_committed(self, connection_id, linked, saved, saved_customer):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env.company.sudo().saltedge_customer_id = saved_customer
+            journal_ids = [journal_id for _account, journal_id in linked]
+            env["account.bank.statement.line"].search([("journal_id", "in", journal_ids)]).unlink()
+            connection = env["account.bank.connection"].browse(connection_id)
+            # Not deleted while connected (its consent would stay at Salt Edge); the
+            # sandbox goes with the test, so only the record is given up here.
+            connection.state = "disconnected"
+            connection.unlink()
+            journals = env["account.journal"].browse(journal_ids)
+            accounts = journals.default_account_id
+            journals.unlink()
+            accounts.unlink()
+            params = env["ir.config_parameter"]
+            for param in params.search([("key", "like", "account_bank_connection.%")]):
+                if param.key not in saved:
+                    param.unlink()
+            for key, value in saved.items():
+                params.set_param(key, value)
 
 
 class ServerShapeMixin:

@@ -120,6 +120,14 @@ class TestHttpRoutes(BankConnectionHttpCase):
                 return answer
         self.fail(f"the waiting page was not done after {polls} requests")
 
+    def waiting_page_of_the_n_bank(self):
+        """Bank verbinden with the bank of 1,500 transactions (15 pages) on a new journal,
+        back from its screens: ``(journal, the waiting page's URL)``."""
+        iban = belgian_iban(954, 1000001)
+        journal = self._bank_journal("Fake N", "FAKN", iban)
+        url = self.bank_screens(provider_code=N_BANK, journal=journal, account_ibans=[iban])
+        return journal, self.url_open(url, timeout=120).url
+
     def lines_of(self, journal):
         return self.env["account.bank.statement.line"].search([("journal_id", "=", journal.id)])
 
@@ -155,11 +163,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.assertIn(f"{run.created_count - 1} transactions imported", result.text)
 
     def test_the_waiting_page_shows_the_first_lines_at_once_and_the_rest_in_the_background(self):
-        journal = self._bank_journal("Fake N", "FAKN", belgian_iban(954, 1000001))
-        url = self.bank_screens(
-            provider_code=N_BANK, journal=journal, account_ibans=[belgian_iban(954, 1000001)]
-        )
-        session_url = self.url_open(url, timeout=120).url
+        journal, session_url = self.waiting_page_of_the_n_bank()
         counts = []
         # The page's requests get no time: a page each, however long the history.
         with patch.object(const, "FIRST_SLICE_SECONDS", 0):
@@ -219,11 +223,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.assertIn(f"{len(lines)} transactions imported", result.text)
 
     def test_the_page_asks_salt_edge_at_most_every_few_seconds_and_resumes_light(self):
-        journal = self._bank_journal("Fake N", "FAKN", belgian_iban(954, 1000001))
-        url = self.bank_screens(
-            provider_code=N_BANK, journal=journal, account_ibans=[belgian_iban(954, 1000001)]
-        )
-        session_url = self.url_open(url, timeout=120).url
+        journal, session_url = self.waiting_page_of_the_n_bank()
         connection = self.Connection.search([])
         connection_path = f"/connections/{connection.saltedge_connection_id}"
         self.patch(const, "FIRST_SLICE_SECONDS", 0)

@@ -9,9 +9,7 @@ Speed is measured by ``make bench``, never here.
 import datetime
 import threading
 import time
-import uuid
 from unittest.mock import patch
-from urllib.parse import parse_qs, urlparse
 
 import psycopg2
 
@@ -22,14 +20,13 @@ from odoo.tools import mute_logger
 
 from ..models import account_bank_connection_import as import_module
 from ..models import const
-from ..saltedge_client import SaltEdgeClient
-from ..sandbox import complete_connect
 from ..sandbox.ledger import drafts_for_period
 from ..sandbox.providers import BUSINESS_HOLDER, PROVIDERS_BY_CODE, belgian_iban
 from .common import (
     INSTANT_FETCH,
     KBC_CURRENT,
     BankConnectionCase,
+    CommittedConnectionMixin,
     SandboxMixin,
     ServerShapeMixin,
 )
@@ -74,22 +71,6 @@ class ImportMixin(ServerShapeMixin):
 
     def freeze_sandbox_at(self, day):
         self.sandbox_control("clock", {"now": f"{day.isoformat()}T12:00:00Z", "freeze": True})
-
-    def remote_transactions(self, connection, account, pending=False):
-        """The account's transactions as Salt Edge has them now, straight from the sandbox."""
-        client = connection._saltedge_client()
-        return list(
-            client.list_transactions(
-                connection.saltedge_connection_id, account.saltedge_account_id, pending=pending
-            )
-        )
-
-    def remote_balance(self, connection, account):
-        client = connection._saltedge_client()
-        for item in client.list_accounts(connection.saltedge_connection_id):
-            if str(item["id"]) == account.saltedge_account_id:
-                return item["balance"]
-        raise AssertionError("The account is not at Salt Edge.")
 
     def imported(self, journal):
         """The journal's lines that are Salt Edge transactions (not the opening line)."""
@@ -785,9 +766,9 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertEqual(self.runs_of(connection)[0].state, "failed")
 
 
-class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
-    """Two database transactions at once, as two Odoo workers have them. What they share
-    must be committed, so each test commits its own connection and removes it after."""
+class TestParallelImport(ImportMixin, CommittedConnectionMixin, SandboxMixin, TransactionCase):
+    """Two database transactions at once, as two Odoo workers have them (see
+    CommittedConnectionMixin)."""
 
     sandbox_kwargs = {**INSTANT_FETCH, "n_transactions": N_TRANSACTIONS}
 
@@ -798,69 +779,10 @@ class TestParallelImport(ImportMixin, SandboxMixin, TransactionCase):
         cls.Line = cls.env["account.bank.statement.line"]
 
     def committed_connection(self):
-        """A connection to the sandbox's N bank whose account feeds a new journal, all
-        committed; removed (with the settings restored) when the test ends."""
-        client = SaltEdgeClient(
-            self.sandbox.api_url,
-            "test-app-id",
-            "test-secret-never-logged",
-            private_key_pem=self.app_private_key,
-        )
-        customer_id = client.create_customer(f"parallel-{uuid.uuid4().hex[:8]}")["id"]
-        answer = client.create_connect_session(
-            customer_id, "http://localhost/return", provider_code=N_BANK, include_sandboxes=True
-        )
-        back = parse_qs(urlparse(complete_connect(answer["connect_url"])).query)
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            params = env["ir.config_parameter"]
-            saved = {
-                param.key: param.value
-                for param in params.search([("key", "like", "account_bank_connection.%")])
-            }
-            self.configure_odoo(env)
-            # The import confirms the connection is the company's Salt Edge customer's.
-            company = env.company.sudo()
-            saved_customer = company.saltedge_customer_id
-            company.saltedge_customer_id = str(customer_id)
-            code = f"P{uuid.uuid4().hex[:4].upper()}"
-            journal = env["account.journal"].create(
-                {"name": f"Parallel {code}", "code": code, "type": "bank"}
-            )
-            connection = env["account.bank.connection"].create(
-                {
-                    "name": "Parallel bank",
-                    "saltedge_connection_id": back["connection_id"][0],
-                    "saltedge_customer_id": str(customer_id),
-                    "provider_code": N_BANK,
-                    "state": "connected",
-                }
-            )
-            connection._saltedge_update_consent(connection._saltedge_client())
-            connection._saltedge_sync_accounts(connection._saltedge_client())
-            connection.account_ids.journal_id = journal
-            ids = (connection.id, journal.id, journal.default_account_id.id)
-        self.addCleanup(self.remove_committed, *ids, saved, saved_customer)
-        return ids[:2]
-
-    def remove_committed(self, connection_id, journal_id, account_id, saved, saved_customer):
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            env.company.sudo().saltedge_customer_id = saved_customer
-            env["account.bank.statement.line"].search([("journal_id", "=", journal_id)]).unlink()
-            connection = env["account.bank.connection"].browse(connection_id)
-            # Not deleted while connected (its consent would stay at Salt Edge); the
-            # sandbox goes with the test, so only the record is given up here.
-            connection.state = "disconnected"
-            connection.unlink()
-            env["account.journal"].browse(journal_id).unlink()
-            env["account.account"].browse(account_id).unlink()
-            params = env["ir.config_parameter"]
-            for param in params.search([("key", "like", "account_bank_connection.%")]):
-                if param.key not in saved:
-                    param.unlink()
-            for key, value in saved.items():
-                params.set_param(key, value)
+        """The N bank's connection, its one account feeding a new journal, committed:
+        ``(connection id, journal id)``."""
+        connection_id, [(_account, journal_id)] = super().committed_connection(N_BANK)
+        return connection_id, journal_id
 
     def committed_lines(self, journal_id):
         with self.registry.cursor() as cr:

@@ -13,9 +13,14 @@ from odoo.tests import TransactionCase
 from odoo.tools import SQL, mute_logger
 
 from ..models import account_bank_connection_import as import_module
-from ..saltedge_client import SaltEdgeClient
-from ..sandbox import complete_connect
-from .common import INSTANT_FETCH, KBC_CURRENT, KBC_SAVINGS, BankConnectionCase, SandboxMixin
+from .common import (
+    INSTANT_FETCH,
+    KBC_CURRENT,
+    KBC_SAVINGS,
+    BankConnectionCase,
+    CommittedConnectionMixin,
+    SandboxMixin,
+)
 
 IMPORT_LOGGER = import_module._logger.name
 SKIPPED = "could not be imported"
@@ -33,19 +38,6 @@ class PoisonMixin:
             body["override"] = override
         path = f"connections/{connection.saltedge_connection_id}/add_transactions"
         return self.sandbox_control(path, body)["data"]
-
-    def remote_transactions(self, connection, account):
-        client = connection._saltedge_client()
-        return list(
-            client.list_transactions(connection.saltedge_connection_id, account.saltedge_account_id)
-        )
-
-    def remote_balance(self, connection, account):
-        client = connection._saltedge_client()
-        for item in client.list_accounts(connection.saltedge_connection_id):
-            if str(item["id"]) == account.saltedge_account_id:
-                return item["balance"]
-        raise AssertionError("The account is not at Salt Edge.")
 
     def line_ids(self, env, journal_id):
         """The Salt Edge ids of the journal's lines (not the opening line), sorted."""
@@ -318,7 +310,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         self.sandbox_control("faults", fault)
 
 
-class TestPoisonWithCommits(PoisonMixin, SandboxMixin, TransactionCase):
+class TestPoisonWithCommits(PoisonMixin, CommittedConnectionMixin, SandboxMixin, TransactionCase):
     """A worker's run, committing each page as the scheduled action does outside tests:
     what is committed, and what a failed page leaves (nothing). Each test commits its own
     connection and removes it after."""
@@ -329,77 +321,6 @@ class TestPoisonWithCommits(PoisonMixin, SandboxMixin, TransactionCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.start_sandbox()
-
-    def committed_connection(self):
-        """A connection to the sandbox's two-account bank, each account feeding a new
-        journal, all committed; removed (with the settings restored) when the test ends.
-        Returns (connection id, [(saltedge account id, journal id)] in import order)."""
-        client = SaltEdgeClient(
-            self.sandbox.api_url,
-            "test-app-id",
-            "test-secret-never-logged",
-            private_key_pem=self.app_private_key,
-        )
-        customer_id = client.create_customer(f"poison-{self.id()[-20:]}")["id"]
-        answer = client.create_connect_session(
-            customer_id,
-            "http://localhost/return",
-            provider_code=TWO_ACCOUNT_BANK,
-            include_sandboxes=True,
-        )
-        back = self.return_params(complete_connect(answer["connect_url"]))
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            params = env["ir.config_parameter"]
-            saved = {
-                param.key: param.value
-                for param in params.search([("key", "like", "account_bank_connection.%")])
-            }
-            self.configure_odoo(env)
-            company = env.company.sudo()
-            saved_customer = company.saltedge_customer_id
-            company.saltedge_customer_id = str(customer_id)
-            connection = env["account.bank.connection"].create(
-                {
-                    "name": "Poison bank",
-                    "saltedge_connection_id": back["connection_id"],
-                    "saltedge_customer_id": str(customer_id),
-                    "provider_code": TWO_ACCOUNT_BANK,
-                    "state": "connected",
-                }
-            )
-            connection._saltedge_update_consent(connection._saltedge_client())
-            connection._saltedge_sync_accounts(connection._saltedge_client())
-            linked = []
-            for index, account in enumerate(connection.account_ids):
-                journal = env["account.journal"].create(
-                    {"name": f"Poison {index}", "code": f"PSN{index}", "type": "bank"}
-                )
-                account.journal_id = journal
-                linked.append((account.saltedge_account_id, journal.id))
-            connection_id = connection.id
-        self.addCleanup(self.remove_committed, connection_id, linked, saved, saved_customer)
-        return connection_id, linked
-
-    def remove_committed(self, connection_id, linked, saved, saved_customer):
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            env.company.sudo().saltedge_customer_id = saved_customer
-            journal_ids = [journal_id for _account, journal_id in linked]
-            env["account.bank.statement.line"].search([("journal_id", "in", journal_ids)]).unlink()
-            connection = env["account.bank.connection"].browse(connection_id)
-            connection.state = "disconnected"
-            connection.unlink()
-            journals = env["account.journal"].browse(journal_ids)
-            accounts = journals.default_account_id
-            journals.unlink()
-            accounts.unlink()
-            params = env["ir.config_parameter"]
-            for param in params.search([("key", "like", "account_bank_connection.%")]):
-                if param.key not in saved:
-                    param.unlink()
-            for key, value in saved.items():
-                params.set_param(key, value)
 
     def worker_run(self, connection_id, *names):
         """One scheduled run of the connection in a worker of its own: a new cursor (a cold
@@ -424,7 +345,7 @@ class TestPoisonWithCommits(PoisonMixin, SandboxMixin, TransactionCase):
     def test_with_commits_a_failed_page_is_undone_the_other_account_imported_and_a_skip_kept(
         self,
     ):
-        connection_id, linked = self.committed_connection()
+        connection_id, linked = self.committed_connection(TWO_ACCOUNT_BANK)
         (first_account, first_journal), (second_account, second_journal) = linked
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})

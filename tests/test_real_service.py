@@ -38,19 +38,6 @@ class RealServiceMixin:
         self.assertIn("state", params)
         return parts._replace(query=urlencode({"state": params["state"]})).geturl()
 
-    def remote_posted(self, connection, account):
-        client = connection._saltedge_client()
-        return list(
-            client.list_transactions(connection.saltedge_connection_id, account.saltedge_account_id)
-        )
-
-    def remote_balance(self, connection, account):
-        client = connection._saltedge_client()
-        for item in client.list_accounts(connection.saltedge_connection_id):
-            if str(item["id"]) == account.saltedge_account_id:
-                return item["balance"]
-        self.fail(f"Salt Edge does not list the account {account.saltedge_account_id}")
-
     def lines_of(self, journal):
         return self.env["account.bank.statement.line"].search([("journal_id", "=", journal.id)])
 
@@ -70,7 +57,7 @@ class RealServiceMixin:
         self.env.invalidate_all()
         account = connection.account_ids.filtered(lambda a: a.iban == iban)
         self.assertEqual(account.journal_id, journal)
-        remote = self.remote_posted(connection, account)
+        remote = self.remote_transactions(connection, account)
         lines = self.lines_of(journal)
         ids = lines.mapped("saltedge_transaction_id")
         self.assertEqual(len(ids), len(set(ids)), "a transaction is in the journal twice")
@@ -203,7 +190,7 @@ class TestRealService(RealServiceMixin, BankConnectionCase):
         self.assertTrue(connection.fetch_finished)
         lines = self.assert_books_match_the_bank(connection, self.kbc_journal)
         # The older history came with higher ids than the recent transactions.
-        remote = self.remote_posted(connection, connection.account_ids)
+        remote = self.remote_transactions(connection, connection.account_ids)
         by_id = sorted(remote, key=lambda t: int(t["id"]))
         self.assertGreater(by_id[0]["made_on"], by_id[-1]["made_on"])
         self.assertTrue(lines)
