@@ -27,6 +27,10 @@ Odoo's own and can be inlined.
   them back); 19.0's answers only requests carrying the test's cookie, and only inside
   ``HttpCase.allow_requests()``. Salt Edge's callbacks come from the sandbox's threads,
   without a cookie, at moments the test does not choose.
+- ``commit_progress``: commit the work done so far (a scheduled action's loop, an import
+  step), and inside a scheduled action tell Odoo its progress: ``ir.cron._commit_progress``
+  on 19.0, which deprecates ``_notify_progress``; ``_notify_progress`` and a commit on 18.0.
+  Never in a test's own thread.
 - ``thread_runs_a_test``: whether a commit now would end the test's transaction. Odoo
   18.0's runner and pytest-odoo mark the test's thread (``testing``); Odoo 19.0's runner
   only sets ``odoo.modules.module.current_test``, for every thread, so there the test's
@@ -119,3 +123,24 @@ def thread_runs_a_test():
     if getattr(threading.current_thread(), "testing", False):
         return True
     return bool(odoo_module.current_test) and not http.request
+
+
+def commit_progress(env, processed=0, remaining=None):
+    """Commit what was done so far: every commit of the module goes through here. Inside a
+    scheduled action, also its progress: ``processed`` items since the last call, and
+    ``remaining`` left (by default the remaining count less ``processed``). Returns False,
+    committing nothing, in a test's own thread (see ``thread_runs_a_test``), else True."""
+    if thread_runs_a_test():
+        return False
+    cron = env["ir.cron"]
+    if hasattr(cron, "_commit_progress"):
+        cron._commit_progress(processed, remaining=remaining)
+        return True
+    progress_id = env.context.get("ir_cron_progress_id")
+    if progress_id and (processed or remaining is not None):
+        progress = env["ir.cron.progress"].sudo().browse(progress_id)
+        if remaining is None:
+            remaining = max(progress.remaining - processed, 0)
+        cron._notify_progress(done=progress.done + processed, remaining=remaining)
+    env.cr.commit()  # pylint: disable=invalid-commit
+    return True

@@ -76,14 +76,6 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 READ_CHUNK_BYTES = 10 * 1024
 MIB = 1024 * 1024
 
-# Only a new consent (a reconnect through the widget) helps with these.
-CONSENT_EXPIRED_CLASSES = frozenset(
-    {"AispConsentExpired", "AispConsentRevoked", "AispConsentNotFound"}
-)
-RATE_LIMIT_CLASSES = frozenset(
-    {"RateLimitExceeded", "TooManyRequests", "BackgroundFetchLimitExceeded"}
-)
-
 
 class SaltEdgeError(Exception):
     """Any failure talking to Salt Edge: an error answer, a network failure, a bad body.
@@ -124,7 +116,9 @@ class SaltEdgeError(Exception):
             what = f"{what} (HTTP {self.status})"
         where = f" on {self.method} {self.path}" if self.method else ""
         text = f"Salt Edge error {what}{where}"
-        return f"{text}: {self.message}" if self.message else f"{text}."
+        text = f"{text}: {self.message}" if self.message else f"{text}."
+        # Salt Edge's support asks for it: every log line and stored error carries it.
+        return f"{text} (request id {self.request_id})" if self.request_id else text
 
     @property
     def meaning(self):
@@ -145,17 +139,17 @@ class SaltEdgeError(Exception):
     @property
     def is_consent_expired(self):
         """The consent expired, was revoked or is gone: only a reconnect helps."""
-        return self.error_class in CONSENT_EXPIRED_CLASSES
+        return self.error_class in saltedge_errors.CONSENT_GONE_CLASSES
 
     @property
     def is_consent_revoked(self):
         """The consent was withdrawn (at the bank, at Salt Edge or by a disconnect)."""
-        return self.error_class == "AispConsentRevoked"
+        return self.error_class == saltedge_errors.CONSENT_REVOKED
 
     @property
     def needs_reconnect(self):
         """The user must go through the bank again: consent expired or connection disabled."""
-        return self.is_consent_expired or self.error_class == "ConnectionDisabled"
+        return self.is_consent_expired or self.error_class == saltedge_errors.CONNECTION_DISABLED
 
     @property
     def needs_user(self):
@@ -165,12 +159,7 @@ class SaltEdgeError(Exception):
     @property
     def is_connection_not_found(self):
         """Salt Edge no longer knows this connection (deleted on its side)."""
-        return self.error_class == "ConnectionNotFound"
-
-    @property
-    def is_rate_limited(self):
-        """Too many calls (HTTP 429) or the PSD2 limit of background fetches a day."""
-        return self.status == 429 or self.error_class in RATE_LIMIT_CLASSES
+        return self.error_class == saltedge_errors.CONNECTION_NOT_FOUND
 
     @property
     def is_retry_later(self):
@@ -178,25 +167,10 @@ class SaltEdgeError(Exception):
         return self.meaning == RETRY_LATER
 
     @property
-    def is_provider_unavailable(self):
-        """The bank or Salt Edge is down or failing: try again later."""
-        return self.is_retry_later and not self.is_rate_limited and not self.is_cannot_refresh
-
-    @property
-    def is_cannot_refresh(self):
-        """A refresh is not allowed yet; see ``next_refresh_possible_at``."""
-        return self.error_class == "ConnectionCannotBeRefreshed"
-
-    @property
     def is_refresh_not_now(self):
         """Salt Edge refuses a background refresh for now (too soon, or the bank's four a
         day are used): no error, the data Salt Edge has is still there to import."""
         return self.error_class in REFRESH_NOT_NOW_CLASSES
-
-    @property
-    def is_network_error(self):
-        """Salt Edge could not be reached or did not answer in time."""
-        return self.status is None and self.error_class in (NETWORK_ERROR, TIMEOUT)
 
     @property
     def is_configuration_error(self):
@@ -474,17 +448,20 @@ class SaltEdgeClient:
             delay = self._retry_delay(attempt, error.retry_after)
             if self._deadline is not None and time.monotonic() + delay >= self._deadline:
                 self.logger.warning(
-                    "Salt Edge %s %s failed with %s; no time left for another try",
+                    "Salt Edge %s %s failed with %s (request id %s); no time left for "
+                    "another try",
                     method,
                     path,
                     error.error_class or error.status,
+                    error.request_id or "-",
                 )
                 raise error from None
             self.logger.warning(
-                "Salt Edge %s %s failed with %s, try %d of %d in %.1f s",
+                "Salt Edge %s %s failed with %s (request id %s), try %d of %d in %.1f s",
                 method,
                 path,
                 error.error_class or error.status,
+                error.request_id or "-",
                 attempt + 1,
                 self.max_retries + 1,
                 delay,
@@ -544,7 +521,10 @@ class SaltEdgeClient:
                 f"could not reach Salt Edge ({type(exc).__name__}).",
             )
         else:
-            error_class, message = "RequestError", f"the request failed ({type(exc).__name__})."
+            error_class, message = (
+                saltedge_errors.REQUEST_ERROR,
+                f"the request failed ({type(exc).__name__}).",
+            )
         return SaltEdgeError(message, error_class=error_class, method=method, path=path)
 
     def _read_body(self, response):
@@ -809,13 +789,6 @@ class SaltEdgeClient:
     def list_accounts(self, connection_id):
         """Yield the connection's accounts (IBAN in ``extra.iban``)."""
         return self._items("/accounts", [("connection_id", connection_id)])
-
-    def list_transactions(self, connection_id, account_id, from_id=None, pending=False):
-        """Yield the account's transactions one by one, page after page."""
-        for items, _next_id in self.iter_transaction_pages(
-            connection_id, account_id, from_id=from_id, pending=pending
-        ):
-            yield from items
 
     def iter_transaction_pages(self, connection_id, account_id, from_id=None, pending=False):
         """Yield ``(transactions, next_id)`` per page; store ``next_id`` as the cursor to

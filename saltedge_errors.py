@@ -36,6 +36,29 @@ TOO_MANY_PAGES = "TooManyPages"
 RESPONSE_TOO_LARGE = "ResponseTooLarge"
 
 
+# Salt Edge's classes the addon acts on by name, besides their meaning.
+CONSENT_EXPIRED = "AispConsentExpired"
+CONSENT_REVOKED = "AispConsentRevoked"
+CONSENT_NOT_FOUND = "AispConsentNotFound"
+# The consent expired, was revoked or is gone: only a new consent (a reconnect) helps.
+CONSENT_GONE_CLASSES = frozenset({CONSENT_EXPIRED, CONSENT_REVOKED, CONSENT_NOT_FOUND})
+CONNECTION_DISABLED = "ConnectionDisabled"
+CONNECTION_NOT_FOUND = "ConnectionNotFound"
+# A connect whose connection has no consent (the attempt named no class).
+CONNECTION_FAILED = "ConnectionFailed"
+CANNOT_BE_REFRESHED = "ConnectionCannotBeRefreshed"
+BACKGROUND_FETCH_LIMIT = "BackgroundFetchLimitExceeded"
+DUPLICATED_CUSTOMER = "DuplicatedCustomer"
+# A connect the user cancelled: on Salt Edge's screens, or at the bank's own, which
+# Salt Edge reports as ProviderAccessNotGranted.
+CANCELLED_CLASSES = frozenset(
+    {"ConnectionCancelled", "UserCancelled", "Cancelled", "ProviderAccessNotGranted"}
+)
+# The client's own class for a request that failed before any answer, in another way
+# than the network errors above.
+REQUEST_ERROR = "RequestError"
+
+
 # pylint: disable=prefer-env-translation
 # ``_lt`` below is not Odoo's: this file has no environment. It only marks the sentences for
 # Odoo's translation export (which looks for ``_lt(...)``); the models translate them with
@@ -75,23 +98,31 @@ SENTENCE_STOPPED = _lt(
     "contact your Odoo partner."
 )
 SENTENCE_OTHER = _lt("Salt Edge answered with an error: %(error)s")
+# After a connect, renew or refresh at the bank that did not succeed: "nothing changed",
+# then why (the table's sentence of the class, not reworded for the connect).
+SENTENCE_CONNECT_NOT_DONE = _lt("Nothing changed. %(reason)s")
+SENTENCE_CANCELLED = _lt("The connection was cancelled; you can start again.")
+SENTENCE_NOT_CONFIRMED = _lt(
+    "The bank did not confirm the connection (%(error)s). Try again or contact your Odoo "
+    "partner."
+)
 
 # class -> (meaning, sentence)
 ERRORS = {
     "ConnectionAlreadyProcessing": (IN_PROGRESS, SENTENCE_IN_PROGRESS),
     # The consent is gone: only a reconnect at the bank helps.
-    "AispConsentExpired": (USER_MUST_ACT, SENTENCE_CONSENT),
-    "AispConsentRevoked": (USER_MUST_ACT, SENTENCE_CONSENT),
-    "AispConsentNotFound": (USER_MUST_ACT, SENTENCE_CONSENT),
-    "ConnectionDisabled": (USER_MUST_ACT, SENTENCE_CONSENT),
-    "ConnectionNotFound": (USER_MUST_ACT, SENTENCE_GONE),
+    CONSENT_EXPIRED: (USER_MUST_ACT, SENTENCE_CONSENT),
+    CONSENT_REVOKED: (USER_MUST_ACT, SENTENCE_CONSENT),
+    CONSENT_NOT_FOUND: (USER_MUST_ACT, SENTENCE_CONSENT),
+    CONNECTION_DISABLED: (USER_MUST_ACT, SENTENCE_CONSENT),
+    CONNECTION_NOT_FOUND: (USER_MUST_ACT, SENTENCE_GONE),
     "InvalidCredentials": (USER_MUST_ACT, SENTENCE_LOGIN),
     # The bank needs the user present (an interactive refresh); v5 named these so.
     "InteractiveAdminRequired": (USER_MUST_ACT, SENTENCE_AT_BANK),
     "InteractiveTimeout": (USER_MUST_ACT, SENTENCE_AT_BANK),
     # Limits and a bank or Salt Edge that is down: the next scheduled run tries again.
-    "ConnectionCannotBeRefreshed": (RETRY_LATER, SENTENCE_WAIT),
-    "BackgroundFetchLimitExceeded": (RETRY_LATER, SENTENCE_WAIT),
+    CANNOT_BE_REFRESHED: (RETRY_LATER, SENTENCE_WAIT),
+    BACKGROUND_FETCH_LIMIT: (RETRY_LATER, SENTENCE_WAIT),
     "RateLimitExceeded": (RETRY_LATER, SENTENCE_WAIT),
     "TooManyRequests": (RETRY_LATER, SENTENCE_WAIT),
     "ProviderError": (RETRY_LATER, SENTENCE_UNAVAILABLE),
@@ -100,7 +131,7 @@ ERRORS = {
     "ProviderInactive": (RETRY_LATER, SENTENCE_UNAVAILABLE),
     "ExecutionTimeout": (RETRY_LATER, SENTENCE_UNAVAILABLE),
     "FetchingTimeout": (RETRY_LATER, SENTENCE_UNAVAILABLE),
-    "ConnectionFailed": (RETRY_LATER, SENTENCE_UNAVAILABLE),
+    CONNECTION_FAILED: (RETRY_LATER, SENTENCE_UNAVAILABLE),
     "ConnectionLost": (RETRY_LATER, SENTENCE_UNAVAILABLE),
     NETWORK_ERROR: (RETRY_LATER, SENTENCE_NO_ANSWER),
     TIMEOUT: (RETRY_LATER, SENTENCE_NO_ANSWER),
@@ -124,7 +155,7 @@ ERRORS = {
 }
 
 # A background refresh refused for now: no error, Salt Edge's data is still there to import.
-REFRESH_NOT_NOW_CLASSES = frozenset({"ConnectionCannotBeRefreshed", "BackgroundFetchLimitExceeded"})
+REFRESH_NOT_NOW_CLASSES = frozenset({CANNOT_BE_REFRESHED, BACKGROUND_FETCH_LIMIT})
 
 # Retried by the client within seconds: an answer that may be different a moment later.
 # Limits counted per day and "not before" answers are not: retrying only wastes the tries.
@@ -132,8 +163,8 @@ REFRESH_NOT_NOW_CLASSES = frozenset({"ConnectionCannotBeRefreshed", "BackgroundF
 # way (a large answer after downloading up to the cap once more).
 NOT_RETRYABLE_CLASSES = frozenset(
     {
-        "BackgroundFetchLimitExceeded",
-        "ConnectionCannotBeRefreshed",
+        BACKGROUND_FETCH_LIMIT,
+        CANNOT_BE_REFRESHED,
         "ConnectionAlreadyProcessing",
         PAGE_CYCLE,
         TOO_MANY_PAGES,
@@ -158,3 +189,14 @@ def sentence_of(error_class, status=None):
     if meaning_of(error_class, status) == RETRY_LATER:
         return SENTENCE_WAIT if status == 429 else SENTENCE_UNAVAILABLE
     return SENTENCE_OTHER
+
+
+def connect_sentence_of(error_class):
+    """Why a connect, renew or refresh at the bank did not succeed, for the sentence
+    SENTENCE_CONNECT_NOT_DONE: cancelled, the table's own sentence of a class it knows, or
+    "not confirmed" (with ``%(error)s``); translated by the caller."""
+    if error_class in CANCELLED_CLASSES:
+        return SENTENCE_CANCELLED
+    if error_class in ERRORS:
+        return ERRORS[error_class][1]
+    return SENTENCE_NOT_CONFIRMED

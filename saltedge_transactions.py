@@ -18,6 +18,7 @@ caller to put in words.
 import datetime
 import math
 import re
+from dataclasses import dataclass
 
 # Longest text kept from a description or a remittance information, and from a name or
 # an account number: more is no bank's data, and a statement line shows one line.
@@ -53,6 +54,10 @@ _SPACES = re.compile(r"\s+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
+_IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{8,30}$")
+
+# A run lists this many skipped transactions in its note (its count holds them all).
+SKIPPED_NOTE_LINES = 100
 
 
 class InvalidTransaction(ValueError):
@@ -222,3 +227,145 @@ def clean_transaction(item):
         "description": clean_text(item.get("description")),
         "extra": extra,
     }
+
+
+# ----------------------------------------------------------------------------------------
+# A clean transaction as a statement line
+# ----------------------------------------------------------------------------------------
+
+
+def normalize_iban(value):
+    """An IBAN as IBANs compare: without spaces and in upper case; False when empty."""
+    return "".join((value or "").split()).upper() or False
+
+
+def payment_ref(transaction):
+    """The bank's description as it is: a Belgian structured communication
+    (+++123/4567/89012+++) must stay intact for the reconciliation to find the invoice.
+    The remittance information is added when the description lacks it."""
+    description = transaction["description"]
+    information = transaction["extra"]["information"]
+    if information and information not in description and "+++" in information:
+        description = f"{description} {information}".strip()
+    return description or information or "/"
+
+
+def counterparty_side(transaction):
+    """Money in comes from the payer, money out goes to the payee."""
+    return "payer" if transaction["amount"] > 0 else "payee"
+
+
+def counterparty_iban(transaction, own_iban=None):
+    """The counterparty's IBAN: Salt Edge puts it in payer/payee_information or in
+    account_number; our own account's IBAN (``own_iban``) is never the counterparty.
+    False when none is an IBAN."""
+    extra = transaction["extra"]
+    own = normalize_iban(own_iban)
+    side = counterparty_side(transaction)
+    for candidate in (extra[f"{side}_information"], extra["account_number"]):
+        value = normalize_iban(candidate)
+        if value and value != own and _IBAN.match(value):
+            return value
+    return False
+
+
+def line_values(transaction, own_iban=None):
+    """The statement line's own values of a clean transaction (see ``clean_transaction``),
+    without the journal, the account and the currencies, which the caller knows."""
+    extra = transaction["extra"]
+    return {
+        "date": transaction["made_on"],
+        "amount": transaction["amount"],
+        "payment_ref": payment_ref(transaction),
+        "partner_name": extra[counterparty_side(transaction)] or False,
+        "account_number": counterparty_iban(transaction, own_iban),
+        "saltedge_transaction_id": transaction["id"],
+    }
+
+
+def foreign_amount(transaction, journal_currency_code):
+    """``(currency code, amount in it)`` when the bank gave the transaction's original
+    amount in another currency than the journal's, signed like the amount; else None."""
+    extra = transaction["extra"]
+    code = extra["original_currency_code"]
+    original = extra["original_amount"]
+    if not code or original is None or code == journal_currency_code:
+        return None
+    return code, math.copysign(abs(original), transaction["amount"] or 1.0)
+
+
+def page_cursor(items):
+    """The largest id of a page (Salt Edge's ids grow), where the next run resumes; None
+    when the page has no usable id."""
+    ids = [clean_id(item.get("id")) for item in items if isinstance(item, dict)]
+    ids = [value for value in ids if value]
+    if not ids:
+        return None
+    if all(value.isdigit() for value in ids):
+        return max(ids, key=int)
+    return ids[-1]
+
+
+# ----------------------------------------------------------------------------------------
+# What a run counts
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportCounts:
+    """What an import run (or one page of it) counted."""
+
+    fetched: int = 0
+    created: int = 0
+    duplicates: int = 0
+    matched: int = 0
+    pending: int = 0
+    # Transactions that cannot become a line, and a line of text for each (the first
+    # SKIPPED_NOTE_LINES of them; the count holds them all).
+    skipped: int = 0
+    skipped_notes: tuple = ()
+    # The opening lines booked by the run's last step, set (not added) by it: that step
+    # is committed with the run's closing write, and done again if that write meets a
+    # concurrent one (see the import's _run_import).
+    openings: int = 0
+
+    def add(self, other):
+        self.fetched += other.fetched
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.matched += other.matched
+        self.pending += other.pending
+        self.skipped += other.skipped
+        self.skipped_notes = (self.skipped_notes + other.skipped_notes)[:SKIPPED_NOTE_LINES]
+
+    def skip(self, note):
+        """Count one skipped transaction, said by ``note``."""
+        self.skipped += 1
+        if len(self.skipped_notes) < SKIPPED_NOTE_LINES:
+            self.skipped_notes += (note,)
+
+    def as_vals(self):
+        """The counts as the values of an import run (``account.bank.import.run``)."""
+        return {
+            "fetched_count": self.fetched,
+            "created_count": self.created + self.openings,
+            "duplicate_count": self.duplicates,
+            "matched_count": self.matched,
+            "pending_count": self.pending,
+            "skipped_count": self.skipped,
+            "skipped_note": "\n".join(self.skipped_notes) or False,
+        }
+
+    @classmethod
+    def of_run(cls, run):
+        """The counts ``run`` (an import run's record, or anything with its count
+        attributes) already holds: a run resumed after a slice."""
+        return cls(
+            run.fetched_count,
+            run.created_count,
+            run.duplicate_count,
+            run.matched_count,
+            run.pending_count,
+            run.skipped_count,
+            tuple((run.skipped_note or "").splitlines()),
+        )

@@ -2,7 +2,6 @@ import hashlib
 import json
 import logging
 import re
-from datetime import timedelta
 
 from odoo import fields, http
 from odoo.exceptions import AccessError, UserError
@@ -10,7 +9,7 @@ from odoo.http import request
 
 from ..models import const
 from ..models.account_bank_connect_session import ConnectStateError, ConnectStateUsed
-from ..models.utils import callback_id, commits_allowed
+from ..models.utils import callback_id
 from ..odoo_series import JSON_ROUTE_TYPE
 from ..saltedge_client import verify_callback_signature
 
@@ -108,39 +107,13 @@ class BankConnectionController(http.Controller):
                 "account_bank_connection.connect_waiting_page",
                 {
                     "connection": connection,
-                    "stage": connection._fetch_stage_sentence(),
-                    "count": session._imported_count(),
+                    **session._waiting_state(),
                     "page_url": self._session_url(session),
                     "import_url": self._session_url(session) + "/import",
                     "dashboard_url": "/odoo/accounting",
                 },
             )
-        run = session.import_run_id
-        # Salt Edge's callbacks may have imported some before the page did.
-        count = session._imported_count()
-        message = request.env._(
-            "%(bank)s is connected until %(date)s. %(count)s transactions imported.",
-            bank=connection.name,
-            date=connection._format_connected_until(),
-            count=count,
-        )
-        if run and run.state != "failed" and not run.fetch_finished:
-            message += " " + request.env._(
-                "Salt Edge is still loading the bank's older transactions: they keep "
-                "arriving in the journal by themselves."
-            )
-        if run.state == "failed":
-            message = request.env._(
-                "%(bank)s is connected until %(date)s, but the transactions could not be "
-                "loaded yet: %(error)s The hourly import tries again.",
-                bank=connection.name,
-                date=connection._format_connected_until(),
-                error=run.error or "",
-            )
-        if connection.unlinked_account_count:
-            message += " " + request.env._(
-                "Some accounts have no journal yet: choose one or create it on the connection."
-            )
+        message = session._result_sentence()
         return self._message_page(message, connection=connection)
 
     @http.route(
@@ -163,56 +136,7 @@ class BankConnectionController(http.Controller):
             return {"done": False, "missing": True}
         if session.import_state == "done":
             return {"done": True}
-        connection = session.connection_id.with_env(request.env).sudo()
-        previous = session.import_run_id
-        if previous and previous.state != "running" and not connection.resume_run_id:
-            # A run in the background (a callback's, the scheduled one) finished what the
-            # page's slices began.
-            session.write({"import_state": "done"})
-            return {"done": True}
-        waited = fields.Datetime.now() - (session.used_at or session.create_date)
-        patience_left = waited < timedelta(seconds=const.FIRST_FETCH_WAIT_SECONDS)
-        if not session._claim_first_import():
-            return self._waiting_answer(session, connection)
-        # The claim must be seen by the other requests while this one imports.
-        request.env.cr.commit()  # pylint: disable=invalid-commit
-        try:
-            run = session.connection_id.with_env(request.env)._saltedge_first_import_run(
-                commit=commits_allowed(),
-                seconds=const.FIRST_SLICE_SECONDS,
-                keep_open=patience_left,
-            )
-        except Exception:  # the claim is committed: it must not stay "running"
-            request.env.cr.rollback()
-            _logger.exception(
-                "Bank connection %s: a slice of the waiting page's import failed",
-                session.connection_id.id,
-            )
-            # The next poll tries again (the run resumes from its cursors); once the
-            # page's patience is over it shows what is in the journal, and the scheduled
-            # import goes on.
-            session.write({"import_state": "waiting" if patience_left else "done"})
-            if patience_left:
-                return self._waiting_answer(session, connection)
-            return {"done": True}
-        if not run and connection.state == "connected":
-            # The scheduled import holds the connection: ask again in a moment.
-            session.write({"import_state": "waiting"})
-            return self._waiting_answer(session, connection)
-        if run.state == "running":
-            # More pages to import, or Salt Edge is still fetching: go on at the next call.
-            session.write({"import_state": "waiting", "import_run_id": run.id})
-            return self._waiting_answer(session, connection)
-        session.write({"import_state": "done", "import_run_id": run.id})
-        return {"done": True}
-
-    @staticmethod
-    def _waiting_answer(session, connection):
-        return {
-            "done": False,
-            "stage": connection._fetch_stage_sentence(),
-            "count": session._imported_count(),
-        }
+        return session.with_env(request.env)._import_slice()
 
     @staticmethod
     def _callback_body(httprequest):

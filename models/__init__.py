@@ -6,11 +6,15 @@ from . import account_bank_provider
 from . import account_bank_connect_session
 from . import account_bank_callback
 from . import account_bank_connection
+from . import account_bank_connection_saltedge
+from . import account_bank_connection_connect
 from . import account_bank_connection_callback
 from . import account_bank_reminder
 from . import account_bank_connection_reminder
 from . import account_bank_connection_account
 from . import account_journal
 from . import account_bank_connection_import
+from . import account_bank_connection_run
+from . import account_bank_connection_account_import
 from . import account_bank_import_run
 from . import account_bank_statement_line

@@ -1,3 +1,4 @@
+import logging
 import secrets
 from datetime import timedelta
 
@@ -5,7 +6,10 @@ from odoo import api, fields, models
 from odoo.tools import SQL, consteq
 from odoo.tools.misc import hmac
 
+from ..odoo_series import commit_progress
 from . import const
+
+_logger = logging.getLogger(__name__)
 
 STATE_SCOPE = "account_bank_connection.connect_state"
 
@@ -24,7 +28,6 @@ class ConnectStateUsed(ConnectStateError):
 
 
 # A first import claimed by a request that died is given to the next one after this long.
-FIRST_IMPORT_STALE_MINUTES = 5
 
 
 class AccountBankConnectSession(models.Model):
@@ -176,7 +179,7 @@ class AccountBankConnectSession(models.Model):
                 ") RETURNING id",
                 self.id,
                 const.FIRST_SLICE_MIN_INTERVAL_SECONDS,
-                FIRST_IMPORT_STALE_MINUTES,
+                const.FIRST_IMPORT_STALE_MINUTES,
             )
         )
         self.invalidate_recordset(["import_state", "import_started_at"])
@@ -207,6 +210,105 @@ class AccountBankConnectSession(models.Model):
                 ]
             )
         )
+
+    # ------------------------------------------------------------------------------------
+    # The waiting page: its states and sentences (the controller only serves them)
+    # ------------------------------------------------------------------------------------
+
+    def _waiting_state(self):
+        """What the waiting page shows while the first import runs: Salt Edge's stage in
+        words and the count of transactions this connect brought so far."""
+        self.ensure_one()
+        return {
+            "done": False,
+            "stage": self.connection_id.sudo()._fetch_stage_sentence(),
+            "count": self._imported_count(),
+        }
+
+    def _import_slice(self):
+        """One request of the waiting page: a slice of the first import (FIRST_SLICE_SECONDS
+        of pages, committed page by page) unless another request or the scheduled action is
+        at it, so the first lines Salt Edge has are in the journal within seconds, whatever
+        the length of the history; the rest follows in the background (see
+        ``_saltedge_first_import_run``). Done once everything Salt Edge has is in and its
+        fetch has finished, or after FIRST_FETCH_WAIT_SECONDS (the rest then keeps
+        arriving by itself). Returns ``{"done": bool, "stage": str, "count": int}``."""
+        self.ensure_one()
+        connection = self.connection_id.sudo()
+        previous = self.import_run_id
+        if previous and previous.state != "running" and not connection.resume_run_id:
+            # A run in the background (a callback's, the scheduled one) finished what the
+            # page's slices began.
+            self.write({"import_state": "done"})
+            return {"done": True}
+        waited = fields.Datetime.now() - (self.used_at or self.create_date)
+        patience_left = waited < timedelta(seconds=const.FIRST_FETCH_WAIT_SECONDS)
+        if not self._claim_first_import():
+            return self._waiting_state()
+        # The claim must be seen by the other requests while this one imports.
+        commit = commit_progress(self.env)
+        try:
+            run = self.connection_id._saltedge_first_import_run(
+                commit=commit,
+                seconds=const.FIRST_SLICE_SECONDS,
+                keep_open=patience_left,
+            )
+        except Exception:  # the claim is committed: it must not stay "running"
+            self.env.cr.rollback()
+            _logger.exception(
+                "Bank connection %s: a slice of the waiting page's import failed",
+                self.connection_id.id,
+            )
+            # The next poll tries again (the run resumes from its cursors); once the
+            # page's patience is over it shows what is in the journal, and the scheduled
+            # import goes on.
+            self.write({"import_state": "waiting" if patience_left else "done"})
+            if patience_left:
+                return self._waiting_state()
+            return {"done": True}
+        if not run and connection.state == "connected":
+            # The scheduled import holds the connection: ask again in a moment.
+            self.write({"import_state": "waiting"})
+            return self._waiting_state()
+        if run.state == "running":
+            # More pages to import, or Salt Edge is still fetching: go on at the next call.
+            self.write({"import_state": "waiting", "import_run_id": run.id})
+            return self._waiting_state()
+        self.write({"import_state": "done", "import_run_id": run.id})
+        return {"done": True}
+
+    def _result_sentence(self):
+        """What the page says once the first import is done: the bank, Connected until and
+        the count, or why the transactions could not be loaded yet."""
+        self.ensure_one()
+        connection = self.connection_id.sudo()
+        run = self.import_run_id
+        # Salt Edge's callbacks may have imported some before the page did.
+        count = self._imported_count()
+        message = self.env._(
+            "%(bank)s is connected until %(date)s. %(count)s transactions imported.",
+            bank=connection.name,
+            date=connection._format_connected_until(),
+            count=count,
+        )
+        if run and run.state != "failed" and not run.fetch_finished:
+            message += " " + self.env._(
+                "Salt Edge is still loading the bank's older transactions: they keep "
+                "arriving in the journal by themselves."
+            )
+        if run.state == "failed":
+            message = self.env._(
+                "%(bank)s is connected until %(date)s, but the transactions could not be "
+                "loaded yet: %(error)s The hourly import tries again.",
+                bank=connection.name,
+                date=connection._format_connected_until(),
+                error=run.error or "",
+            )
+        if connection.unlinked_account_count:
+            message += " " + self.env._(
+                "Some accounts have no journal yet: choose one or create it on the connection."
+            )
+        return message
 
     @api.autovacuum
     def _gc_old_sessions(self):

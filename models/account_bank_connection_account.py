@@ -2,6 +2,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..odoo_series import Constraint
+from ..saltedge_transactions import normalize_iban
 from .utils import fields_given
 
 
@@ -22,7 +23,6 @@ class AccountBankConnectionAccount(models.Model):
     iban = fields.Char(string="IBAN", readonly=True)
     currency_id = fields.Many2one("res.currency", readonly=True)
     balance = fields.Monetary(currency_field="currency_id", readonly=True)
-    nature = fields.Char(readonly=True, help="Salt Edge's kind of account: account, card, savings…")
     journal_id = fields.Many2one(
         "account.journal",
         domain="[('type', '=', 'bank'), ('company_id', '=', company_id)]",
@@ -54,8 +54,8 @@ class AccountBankConnectionAccount(models.Model):
 
     @api.model
     def _normalize_iban(self, value):
-        """IBANs compare without spaces and in upper case."""
-        return "".join((value or "").split()).upper() or False
+        """IBANs compare without spaces and in upper case (``normalize_iban``)."""
+        return normalize_iban(value)
 
     # Set by the module (as superuser) from Salt Edge's answers and its imports, never by
     # hand: the account's own data comes back from Salt Edge at every import anyway, the
@@ -71,11 +71,9 @@ class AccountBankConnectionAccount(models.Model):
             "iban",
             "currency_id",
             "balance",
-            "nature",
             "last_transaction_id",
             "first_sync_done",
             "journal_had_lines",
-            "opening_line_id",
         }
     )
 
@@ -153,9 +151,7 @@ class AccountBankConnectionAccount(models.Model):
             "company_id": company.id,
         }
         if self.currency_id and self.currency_id != company.currency_id:
-            # Odoo posts no statement line in an inactive currency: the import would fail.
-            if not self.currency_id.active:
-                self.currency_id.sudo().active = True
+            self.connection_id._saltedge_currency(self.currency_id.name, activate=True)
             vals["currency_id"] = self.currency_id.id
         journal = Journal.create(vals)
         # The IBAN's bank account is made by the link, as for a journal matched by IBAN: an

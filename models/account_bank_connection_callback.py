@@ -11,12 +11,11 @@ import logging
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from ..saltedge_client import SaltEdgeError
+from .. import saltedge_errors
 from . import const
-from .utils import callback_id, clean_text, commits_allowed
+from .utils import callback_id, changed_values, clean_text
 
 _logger = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ class AccountBankConnection(models.Model):
         only the columns whose value changes, in one UPDATE; nothing when none does. None
         of these columns is tracked or computed from: the ORM's write would only add its
         overhead (and a query for the transaction's time)."""
-        changed = {name: value for name, value in vals.items() if row[name] != value}
+        changed = changed_values(row, vals)
         if not changed:
             return
         if not self._callback_write_fields.issuperset(changed):
@@ -173,7 +172,7 @@ class AccountBankConnection(models.Model):
         the requested import reads the connection's status and consent from Salt Edge and
         only those decide whether the user must act."""
         error_class = clean_text(data.get("error_class") or "", 128)
-        if error_class in const.RETURN_ERROR_CANCELLED:
+        if error_class in saltedge_errors.CANCELLED_CLASSES:
             # The user left a renew: the connection and its consent are as they were.
             return "cancelled"
         message = clean_text(data.get("error_message") or "", 1000)
@@ -262,53 +261,3 @@ class AccountBankConnection(models.Model):
                 cron._trigger(fields.Datetime.now() + timedelta(seconds=1))
                 return
         cron._trigger()
-
-    # ------------------------------------------------------------------------------------
-    # Connects the user never came back from
-    # ------------------------------------------------------------------------------------
-
-    @api.model
-    def _saltedge_link_unreturned(self, hinted_only=False):
-        """Link the connections of connects whose user never came back (a closed tab, a
-        lost session, a proxy that dropped the return): found through the ``success``
-        callback's hint, else (unless ``hinted_only``) among the customer's connections
-        (``GET /connections``). The requested import, which runs every few minutes, takes
-        only the hinted ones: a connect the user cancelled leaves a session without
-        connection for days, and asking Salt Edge about it that often is a waste of its
-        rate limit. Returns the connections linked."""
-        since = fields.Datetime.now() - timedelta(days=const.UNRETURNED_CONNECT_DAYS)
-        domain = [
-            ("connection_id", "=", False),
-            ("connect_url", "!=", False),
-            ("create_date", ">=", since),
-        ]
-        if hinted_only:
-            domain.append(("saltedge_connection_hint", "!=", False))
-        sessions = self.env["account.bank.connect.session"].sudo().search(domain)
-        linked = self.browse()
-        if not sessions:
-            return linked
-        try:
-            client = self._saltedge_client()
-        except UserError as error:
-            _logger.warning("Unreturned connects not looked for: %s", error)
-            return linked
-        for session in sessions:
-            try:
-                with self.env.cr.savepoint():
-                    if session.saltedge_connection_hint:
-                        remote = client.get_connection(session.saltedge_connection_hint)
-                    else:
-                        remote = self._saltedge_find_remote(client, session, guess=False)
-                    if remote is None or self._saltedge_failed_connect(remote, session):
-                        continue
-                    connection = self.sudo()._saltedge_link(session, remote, client)
-                    connection.import_requested = True
-                    linked |= connection.sudo()
-            except (SaltEdgeError, UserError) as error:
-                _logger.warning("Connect session %s: not linked: %s", session.id, error)
-            if commits_allowed():
-                self.env.cr.commit()  # pylint: disable=invalid-commit
-        if linked:
-            _logger.info("Linked %s connections whose user did not come back", len(linked))
-        return linked

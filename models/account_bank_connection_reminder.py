@@ -6,9 +6,9 @@ import psycopg2
 from odoo import Command, api, fields, models
 from odoo.tools import SQL, create_index, mute_logger, split_every
 
-from ..odoo_series import group_users
+from ..odoo_series import commit_progress
 from . import const
-from .utils import commits_allowed, parse_reminder_days
+from .utils import parse_reminder_days
 
 _logger = logging.getLogger(__name__)
 
@@ -29,12 +29,15 @@ class AccountBankConnection(models.Model):
         "connection_id",
         "partner_id",
         string="Renewal contacts",
-        compute="_compute_reminder_partner_ids",
-        store=True,
-        readonly=False,
-        help="Get the e-mails before the bank's consent runs out, each in their own language. "
-        "By default the user who connected the bank and the company's accounting "
-        "administrators.",
+        help="Only these get the e-mails before the bank's consent runs out (each in their "
+        "own language), as long as they may renew it. Left empty: every accounting "
+        "administrator of the company at the time of the e-mail.",
+    )
+    renewal_recipient_ids = fields.Many2many(
+        "res.partner",
+        string="Reminders go to",
+        compute="_compute_renewal_recipient_ids",
+        help="Who gets the next renewal reminder, as of now.",
     )
     reminder_ids = fields.One2many(
         "account.bank.reminder", "connection_id", string="Reminders sent", readonly=True
@@ -52,20 +55,12 @@ class AccountBankConnection(models.Model):
         )
         return result
 
-    @api.depends("user_id", "company_id")
-    def _compute_reminder_partner_ids(self):
-        managers = group_users(self.env.ref("account.group_account_manager")).filtered(
-            lambda user: not user.share
-        )
-        managers_by_company = {}
+    @api.depends("reminder_partner_ids", "user_id", "company_id")
+    def _compute_renewal_recipient_ids(self):
         for connection in self:
-            company = connection.company_id
-            if company not in managers_by_company:
-                managers_by_company[company] = managers.filtered(
-                    lambda user, company=company: company in user.company_ids
-                ).partner_id
-            connector = connection.user_id.filtered(lambda user: user.active and not user.share)
-            connection.reminder_partner_ids = connector.partner_id | managers_by_company[company]
+            connection.renewal_recipient_ids = (
+                connection._reminder_recipients() if connection._origin.id else False
+            )
 
     # ------------------------------------------------------------------------------------
     # The daily run
@@ -83,15 +78,13 @@ class AccountBankConnection(models.Model):
         """
         thresholds = self._reminder_thresholds()
         due = self._reminder_due(thresholds)
-        cron = self.env["ir.cron"]
         done = 0
         for batch in split_every(const.REMINDER_BATCH_SIZE, due):
             connections = self.sudo().browse([connection_id for connection_id, _t in batch])
             for connection, (_id, threshold) in zip(connections, batch, strict=True):
                 connection._send_due_reminder(threshold, thresholds)
             done += len(batch)
-            cron._notify_progress(done=done, remaining=len(due) - done)
-            self._reminder_commit()
+            commit_progress(self.env, processed=len(batch), remaining=len(due) - done)
         return True
 
     @api.model
@@ -198,13 +191,6 @@ class AccountBankConnection(models.Model):
             for company in companies
         }
 
-    @api.model
-    def _reminder_commit(self):
-        # Tests (pytest-odoo and Odoo's runner alike) mark their thread; a commit there
-        # would break the test's transaction.
-        if commits_allowed():
-            self.env.cr.commit()  # pylint: disable=invalid-commit
-
     # ------------------------------------------------------------------------------------
     # One reminder
     # ------------------------------------------------------------------------------------
@@ -286,17 +272,13 @@ class AccountBankConnection(models.Model):
         return True
 
     def _reminder_recipients(self):
-        """The renewal contacts who may still renew the connection at the moment of sending
-        (active accounting administrators of its company) and have an e-mail address; when
-        there are none, the people responsible for it, so a consent never runs out
-        unannounced. A contact archived or without the right any more gets nothing: the
-        e-mail names the company's bank and accounts."""
+        """Who gets a reminder: those who renew the connection at the moment of sending
+        (``_renewal_users``) and have an e-mail address. A contact archived or without the
+        right any more gets nothing: the e-mail names the company's bank and accounts. When
+        no chosen contact may renew it any more, every one who may gets it, so a consent
+        never runs out unannounced."""
         self.ensure_one()
-        may_renew = self._users_who_may_renew()
-        partners = self.reminder_partner_ids.filtered(
-            lambda partner: partner.email and partner.sudo().user_ids & may_renew
-        )
-        return partners or self._responsible_users().partner_id.filtered("email")
+        return self.sudo()._renewal_users().partner_id.filtered("email")
 
     def _send_reminder_mail(self, threshold, recipients):
         """One e-mail per language of the recipients, each rendered in that language (the

@@ -31,7 +31,7 @@ class AccountBankProvider(models.Model):
     def _refresh_country(self, country_code, include_sandboxes=False, force=False):
         """Make sure the providers of ``country_code`` (and XF, Salt Edge's fake banks, when
         sandboxes are included) are at most a day old, asking Salt Edge when they are not."""
-        countries = [country_code] + (["XF"] if include_sandboxes else [])
+        countries = [country_code] + ([const.SANDBOX_COUNTRY] if include_sandboxes else [])
         fresh_after = fields.Datetime.now() - timedelta(seconds=const.PROVIDER_CACHE_SECONDS)
         for code in countries:
             known = self.sudo().search([("country_code", "=", code)])
@@ -52,7 +52,7 @@ class AccountBankProvider(models.Model):
                     "status": item.get("status"),
                     "max_consent_days": item.get("max_consent_days") or 0,
                     # Salt Edge's fake banks are the ones of the fake country XF.
-                    "is_sandbox": (item.get("country_code") or code) == "XF",
+                    "is_sandbox": (item.get("country_code") or code) == const.SANDBOX_COUNTRY,
                     "fetched_at": now,
                 }
                 seen.add(item["code"])

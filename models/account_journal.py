@@ -24,19 +24,16 @@ class AccountJournal(models.Model):
         related="bank_connection_id.last_sync", string="Last bank update"
     )
     bank_connected_until_label = fields.Char(compute="_compute_bank_connection_display")
-    bank_connection_level = fields.Char(compute="_compute_bank_connection_display")
+    bank_connection_level = fields.Selection(related="bank_connection_id.expiry_level")
 
-    @api.depends("bank_connection_id.connected_until", "bank_connection_id.state")
+    @api.depends("bank_connection_id.connected_until")
     @api.depends_context("lang")
     def _compute_bank_connection_display(self):
-        Connection = self.env["account.bank.connection"]
         for journal in self:
-            connection = journal.bank_connection_id
-            until = connection.connected_until
+            until = journal.bank_connection_id.connected_until
             journal.bank_connected_until_label = (
                 format_date(self.env, until, date_format="d MMM y") if until else False
             )
-            journal.bank_connection_level = Connection._expiry_level(until, connection.state)
 
     def action_bank_connect(self):
         """Bank verbinden: open the bank picker for this journal."""
@@ -51,7 +48,7 @@ class AccountJournal(models.Model):
             self.env["account.bank.provider"]._refresh_country(country, include_sandboxes)
         except SaltEdgeError as error:
             raise self.env["account.bank.connection"]._saltedge_user_error(error) from None
-        countries = [country] + (["XF"] if include_sandboxes else [])
+        countries = [country] + ([const.SANDBOX_COUNTRY] if include_sandboxes else [])
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Connect a bank"),

@@ -14,7 +14,6 @@ PARAM_REFRESH_INTERVAL_HOURS = PARAM_PREFIX + "refresh_interval_hours"
 # (data/ir_config_parameter.xml), off when the parameter is gone.
 PARAM_AUTOMATIC_REFRESH = PARAM_PREFIX + "automatic_refresh"
 
-DEFAULT_BASE_URL = "https://www.saltedge.com/api/v6"
 DEFAULT_CONSENT_DAYS = 180
 # Salt Edge allows 4 background refreshes a day per PSD2 connection: ask at most every 6 h.
 DEFAULT_REFRESH_INTERVAL_HOURS = 6
@@ -28,8 +27,6 @@ SESSION_ROUTE = "/account_bank_connection/connect"
 CONNECT_SESSION_LIFETIME = 3600
 # How long the list of banks of a country is kept before it is asked again, in seconds.
 PROVIDER_CACHE_SECONDS = 24 * 3600
-
-SCOPES = ["accounts", "transactions"]
 
 # Seconds to connect to Salt Edge and to wait for each read of its answer.
 HTTP_TIMEOUT = 20
@@ -63,9 +60,17 @@ CALLBACK_LEDGER_DAYS = 30
 CUSTOM_FIELD_REFERENCE = "odoo_connect_reference"
 # How long after a connect a connection the user never came back from is looked for.
 UNRETURNED_CONNECT_DAYS = 2
+# Salt Edge's country code of its fake banks (its sandboxes), listed with a real country's
+# when the setting includes them.
+SANDBOX_COUNTRY = "XF"
 # Salt Edge connection status values that need a new consent from the user.
 STATUS_NEEDS_USER = ("inactive", "disabled")
-# The stage Salt Edge's last fetch ends on.
+# The stages of Salt Edge's fetch (v5 and v6 names), as the waiting page tells them, and
+# the stage its last fetch ends on.
+STAGES_CONNECTING = ("start", "connect", "interactive")
+STAGES_ACCOUNTS = ("fetch_holder_info", "fetch_accounts")
+STAGE_FETCH_RECENT = "fetch_recent"
+STAGE_FETCH_FULL = "fetch_full"
 STAGE_FINISH = "finish"
 # The waiting page shows Salt Edge's stages this long, then says the transactions keep
 # arriving by themselves (seconds).
@@ -77,23 +82,21 @@ FIRST_SLICE_SECONDS = 2
 # often per connect (seconds): a few people connecting at once must not use up the app's
 # Salt Edge rate limit, shared by every company of the database.
 FIRST_SLICE_MIN_INTERVAL_SECONDS = 5
+# A waiting page's first import whose claim is older than this is claimed again (minutes).
+FIRST_IMPORT_STALE_MINUTES = 5
+# The waiting page's first lines: this many are committed before the rest of the first page.
+FIRST_CHUNK = 20
+# The opening line's key in place of a Salt Edge transaction id: the unique constraint per
+# journal then also keeps it single.
+OPENING_KEY = "opening:%s"
+# An import's error as kept on the run and the connection, cut to this many characters.
+ERROR_TEXT_LIMIT = 1000
 # An import run's lock: a transaction-level advisory lock on (this key, connection id).
 # Any 32-bit number no other module uses as the first key of its advisory locks.
 IMPORT_LOCK_KEY = 0x53454249
 # A step of a run that met a concurrent writer (a serialization failure) is done again
 # from the committed cursors this many times before the run counts as failed.
 IMPORT_CONCURRENCY_TRIES = 3
-
-# Error classes the user sees after a cancelled or failed connect, with a sentence each.
-# The sentences are translated where they are shown (see _connect_error_message).
-# ProviderAccessNotGranted is what Salt Edge returns when the user leaves the bank's own
-# screens (denies access) instead of Salt Edge's.
-RETURN_ERROR_CANCELLED = (
-    "ConnectionCancelled",
-    "UserCancelled",
-    "Cancelled",
-    "ProviderAccessNotGranted",
-)
 
 # A settings row that still holds a typed Secret or private key this long after the form
 # wrote it was never applied (its execute failed or never came): the next save of the
@@ -111,9 +114,8 @@ REMINDER_EXPIRED_GRACE_DAYS = 30
 REMINDER_BATCH_SIZE = 50
 
 # Transactions Salt Edge sent that cannot become statement lines (no usable id, date or
-# amount, or a value the database refuses): a run lists this many in its note (its count
-# holds them all), its chatter message names this many.
-SKIPPED_NOTE_LINES = 100
+# amount, or a value the database refuses): a run's chatter message names this many (its
+# note lists saltedge_transactions.SKIPPED_NOTE_LINES, its count holds them all).
 SKIPPED_MESSAGE_LINES = 10
 # The database's reason for refusing a line, cut to this many characters.
 DATABASE_REASON_LIMIT = 200

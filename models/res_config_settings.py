@@ -3,6 +3,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from ..odoo_series import field_is_readable
+from ..saltedge_client import DEFAULT_BASE_URL
 from . import const
 from .utils import parse_reminder_days
 
@@ -20,7 +21,7 @@ class ResConfigSettings(models.TransientModel):
     saltedge_base_url = fields.Char(
         string="Salt Edge API URL",
         config_parameter=const.PARAM_BASE_URL,
-        default=const.DEFAULT_BASE_URL,
+        default=DEFAULT_BASE_URL,
         groups="base.group_system",
     )
     saltedge_app_id = fields.Char(
@@ -165,6 +166,6 @@ class ResConfigSettings(models.TransientModel):
 
     @api.depends("company_id")
     def _compute_saltedge_callback_url(self):
-        base_url = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        url = self.env["account.bank.connection"]._callback_url()
         for settings in self:
-            settings.saltedge_callback_url = base_url.rstrip("/") + const.CALLBACK_ROUTE
+            settings.saltedge_callback_url = url

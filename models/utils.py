@@ -55,3 +55,30 @@ def fields_given(records, vals, creating=False):
             if isinstance(key, str) and key.startswith("default_")
         )
     return names
+
+
+def changed_values(current, vals):
+    """The values of ``vals`` that differ from what ``current`` holds: a record (compared
+    as the ORM writes them: an id for a many2one, False for empty) or a row read by SQL (a
+    dict, compared as read). None counts as empty."""
+    fields = getattr(current, "_fields", None)
+    changed = {}
+    for name, value in vals.items():
+        if fields is not None:
+            held = fields[name].convert_to_write(current[name], current)
+        else:
+            held = current[name]
+        if (False if held is None else held) != (False if value is None else value):
+            changed[name] = value
+    return changed
+
+
+def write_changed(record, vals):
+    """Write on ``record`` only the values that change, and nothing when none does: a row
+    every run or callback reads again is not rewritten (no write date, no tracking, no
+    concurrent writer met for nothing). Returns the values written."""
+    record.ensure_one()
+    changed = changed_values(record, vals)
+    if changed:
+        record.write(changed)
+    return changed

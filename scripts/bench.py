@@ -49,9 +49,6 @@ import odoo
 from odoo import fields
 
 from odoo.addons.account_bank_connection.models import const
-from odoo.addons.account_bank_connection.models.account_bank_connection_import import (
-    OPENING_KEY,
-)
 from odoo.addons.account_bank_connection.saltedge_client import SaltEdgeClient
 from odoo.addons.account_bank_connection.saltedge_transactions import clean_transaction
 from odoo.addons.account_bank_connection.sandbox import complete_connect
@@ -225,7 +222,6 @@ def fresh_start(prefix):
                 "journal_id": journal.id,
                 "last_transaction_id": False,
                 "first_sync_done": False,
-                "opening_line_id": False,
                 "journal_had_lines": False,
             }
         )
@@ -332,7 +328,7 @@ def opening_vals(account, lines):
         "date": oldest - timedelta(days=1),
         "amount": difference,
         "payment_ref": env._("Opening balance (%s)", account.connection_id.name),
-        "saltedge_transaction_id": OPENING_KEY % account.saltedge_account_id,
+        "saltedge_transaction_id": const.OPENING_KEY % account.saltedge_account_id,
     }
 
 

@@ -120,7 +120,7 @@ if not belfius:
     requests.post(
         os.environ["DEMO_SANDBOX_URL"] + "/sandbox/fetches/wait", json={"timeout": 60}, timeout=90
     ).raise_for_status()
-    imported = belfius._saltedge_first_import()
+    imported = belfius._saltedge_first_import_run().created_count
     env.cr.commit()
     print(f"demo: Belfius connected until {belfius.connected_until}, {imported} transactions")
 else:

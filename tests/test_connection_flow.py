@@ -196,7 +196,7 @@ class TestConnectionFlow(BankConnectionCase):
 
     def test_a_bank_that_fails_is_explained_in_words(self):
         message = self.Connection._connect_error_message("ProviderUnavailable")
-        self.assertIn("could not be reached", message)
+        self.assertIn("cannot be reached", message)
         self.assertIn("Nothing changed", message)
 
     # --- the state of the return URL -------------------------------------------------

@@ -519,18 +519,19 @@ class TestRenewalReminders(TransactionCase):
             [self.connection(until, consent=f"consent-{index}").id for index in range(5)]
         )
         progress = []
-        cron_class = type(self.env["ir.cron"])
+        # The commit itself is the series' (odoo_series.commit_progress), which commits
+        # nothing in a test's thread: what it is asked to report is recorded here.
         with (
             freeze_time(f"{until - timedelta(days=3)} {RUN_TIME}"),
             patch.object(const, "REMINDER_BATCH_SIZE", 2),
             patch.object(
-                cron_class,
-                "_notify_progress",
-                lambda _self, done, remaining, **_kw: progress.append((done, remaining)),
+                account_bank_connection_reminder,
+                "commit_progress",
+                lambda _env, processed=0, remaining=None: progress.append((processed, remaining)),
             ),
         ):
             self.run_cron()
-        self.assertEqual(progress, [(2, 3), (4, 1), (5, 0)])
+        self.assertEqual(progress, [(2, 3), (2, 1), (1, 0)])
         self.assertEqual(len(connections.reminder_ids.filtered(lambda r: r.state == "sent")), 5)
 
     def test_5000_connections_with_none_due_cost_as_many_queries_as_50(self):
