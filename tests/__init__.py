@@ -14,3 +14,4 @@ from . import test_callback_fuzz
 from . import test_faults
 from . import test_real_service
 from . import test_database_constraints
+from . import test_rules

@@ -404,30 +404,32 @@ class TestRenewalReminders(TransactionCase):
         self.assertIn("Connecté jusqu’au 12 mars 2027", french.body_html)
         self.assertIn("Reconnecter maintenant", french.body_html)
 
-    def test_renewal_contacts_default_to_the_connector_and_the_accounting_managers(self):
+    def test_without_chosen_contacts_every_manager_gets_it_one_added_after_the_connect_too(self):
         accountant = new_test_user(
             self.env,
             login="abc_reminder_accountant",
             groups="account.group_account_user",
             email="boekhouder@example.be",
         )
-        connection = self.Connection.create({"name": "Belfius", "user_id": accountant.id})
-        managers = group_users(self.env.ref("account.group_account_manager")).filtered(
-            lambda user: self.company in user.company_ids and not user.share
-        )
-        self.assertIn(self.nl_manager, managers)
-        self.assertEqual(
-            connection.reminder_partner_ids, accountant.partner_id | managers.partner_id
-        )
-
-    def test_without_renewal_contacts_the_responsible_users_get_the_reminder(self):
         until = date(2027, 3, 12)
-        connection = self.connection(until)
+        connection = self.connection(until, user_id=accountant.id)
         connection.reminder_partner_ids = False
+        # Made an accounting administrator after the bank was connected.
+        newcomer = self._manager("abc_reminder_newcomer", "New Admin", "nl_BE")
+        managers = group_users(self.env.ref("account.group_account_manager")).filtered(
+            lambda user: self.company in user.company_ids and not user.share and user.email
+        )
+        self.assertIn(newcomer, managers)
+        # The form shows who the next e-mail goes to, computed now, not remembered.
+        self.assertEqual(connection.renewal_recipient_ids, managers.partner_id)
         with freeze_time(f"{until - timedelta(days=3)} {RUN_TIME}"):
             self.run_cron()
-        self.assertEqual(self.mails(connection).recipient_ids, self.en_manager.partner_id)
-        self.assertEqual(connection.reminder_ids.partner_ids, self.en_manager.partner_id)
+        recipients = self.mails(connection).recipient_ids
+        self.assertEqual(recipients, managers.partner_id)
+        self.assertIn(newcomer.partner_id, recipients)
+        # The accountant who connected it may not renew it: no e-mail for them.
+        self.assertNotIn(accountant.partner_id, recipients)
+        self.assertEqual(connection.reminder_ids.partner_ids, managers.partner_id)
 
     def test_only_contacts_who_may_still_renew_get_the_reminder(self):
         until = date(2027, 3, 12)

@@ -1,11 +1,16 @@
 """Salt Edge's transactions cleaned outside Odoo: text, ids, amounts, dates, currency codes,
 and whole transactions as the import takes them or refuses them.
 
+Then what the import builds from a clean transaction with no database: the line's values,
+its payment reference, the counterparty's IBAN, the original amount, the page cursor and
+the counts of a run.
+
 Plain ``unittest`` classes collected by pytest: the module has no Odoo import.
 """
 
 import json
 import unittest
+from types import SimpleNamespace
 
 from ..saltedge_transactions import (
     AMOUNT_LIMIT,
@@ -15,17 +20,25 @@ from ..saltedge_transactions import (
     NO_DATE,
     NO_ID,
     NOT_A_TRANSACTION,
+    SKIPPED_NOTE_LINES,
     TEXT_LIMIT,
+    ImportCounts,
     InvalidTransaction,
     clean_currency_code,
     clean_id,
     clean_text,
     clean_transaction,
+    counterparty_iban,
     display,
+    foreign_amount,
     is_marked_duplicate,
     is_pending,
+    line_values,
+    normalize_iban,
+    page_cursor,
     parse_amount,
     parse_date,
+    payment_ref,
 )
 
 
@@ -253,3 +266,167 @@ class TestCleanTransaction(unittest.TestCase):
         self.assertEqual((invalid.transaction_id, invalid.shown_id), (None, "?"))
         self.assertEqual(invalid.shown_date, "20261102")
         self.assertIn("20261102", str(invalid))
+
+
+OWN_IBAN = "BE73 7350 1234 5660"
+
+
+def clean(**fields):
+    return clean_transaction(transaction(**fields))
+
+
+class TestLineValues(unittest.TestCase):
+    def test_a_payment_out_becomes_a_line_with_the_payee_and_its_iban(self):
+        self.assertEqual(
+            line_values(clean(), own_iban=OWN_IBAN),
+            {
+                "date": "2026-11-02",
+                "amount": -12.5,
+                "payment_ref": "Proximus factuur +++123/4567/89012+++",
+                "partner_name": "Proximus NV",
+                "account_number": "BE68539007547034",
+                "saltedge_transaction_id": "1234567",
+            },
+        )
+
+    def test_money_in_comes_from_the_payer(self):
+        item = clean(
+            amount="250.00",
+            extra={
+                "payer": "Klant BV",
+                "payer_information": "be71 0961 2345 6769",
+                "payee": "Ons Bedrijf",
+                "payee_information": "BE68539007547034",
+            },
+        )
+        values = line_values(item, own_iban=OWN_IBAN)
+        self.assertEqual(values["amount"], 250.0)
+        self.assertEqual(values["partner_name"], "Klant BV")
+        self.assertEqual(values["account_number"], "BE71096123456769")
+
+    def test_no_counterparty_name_gives_no_partner_name(self):
+        self.assertIs(line_values(clean(extra={}))["partner_name"], False)
+
+
+class TestPaymentRef(unittest.TestCase):
+    def test_the_description_is_kept_as_the_bank_wrote_it(self):
+        self.assertEqual(payment_ref(clean()), "Proximus factuur +++123/4567/89012+++")
+
+    def test_a_structured_communication_only_in_the_information_is_added_once(self):
+        item = clean(
+            description="Overschrijving",
+            extra={"information": "+++090/9337/55493+++"},
+        )
+        self.assertEqual(payment_ref(item), "Overschrijving +++090/9337/55493+++")
+        already = clean(
+            description="Factuur +++090/9337/55493+++",
+            extra={"information": "+++090/9337/55493+++"},
+        )
+        self.assertEqual(payment_ref(already), "Factuur +++090/9337/55493+++")
+
+    def test_free_information_is_not_added_and_an_empty_line_gets_a_slash(self):
+        self.assertEqual(
+            payment_ref(clean(description="Huur", extra={"information": "november"})), "Huur"
+        )
+        self.assertEqual(
+            payment_ref(clean(description="", extra={"information": "november"})), "november"
+        )
+        self.assertEqual(payment_ref(clean(description=None, extra={})), "/")
+
+
+class TestCounterpartyIban(unittest.TestCase):
+    def test_written_with_spaces_or_in_lower_case_it_is_normalized(self):
+        self.assertEqual(normalize_iban(" be68 5390 0754 7034 "), "BE68539007547034")
+        self.assertIs(normalize_iban(""), False)
+        self.assertIs(normalize_iban(None), False)
+        item = clean(extra={"payee_information": "be68 5390 0754 7034"})
+        self.assertEqual(counterparty_iban(item), "BE68539007547034")
+
+    def test_the_account_number_is_used_when_the_information_is_no_iban(self):
+        item = clean(
+            extra={"payee_information": "Proximus NV Brussel", "account_number": "BE68539007547034"}
+        )
+        self.assertEqual(counterparty_iban(item), "BE68539007547034")
+
+    def test_our_own_iban_and_what_is_no_iban_are_never_the_counterparty(self):
+        own = clean(extra={"payee_information": "BE73735012345660"})
+        self.assertIs(counterparty_iban(own, own_iban=OWN_IBAN), False)
+        for text in ("12345", "Proximus", "BE68-5390", ""):
+            item = clean(extra={"payee_information": text})
+            self.assertIs(counterparty_iban(item), False, text)
+
+
+class TestForeignAmount(unittest.TestCase):
+    def test_an_original_amount_in_another_currency_is_kept_with_the_lines_sign(self):
+        item = clean(amount=-90.0, extra={"original_amount": 100, "original_currency_code": "usd"})
+        self.assertEqual(foreign_amount(item, "EUR"), ("USD", -100.0))
+        refund = clean(amount=45.0, extra={"original_amount": -50, "original_currency_code": "USD"})
+        self.assertEqual(foreign_amount(refund, "EUR"), ("USD", 50.0))
+
+    def test_none_in_the_journals_currency_or_without_an_amount(self):
+        same = clean(extra={"original_amount": 12.5, "original_currency_code": "EUR"})
+        self.assertIsNone(foreign_amount(same, "EUR"))
+        self.assertIsNone(foreign_amount(clean(extra={"original_currency_code": "USD"}), "EUR"))
+        self.assertIsNone(foreign_amount(clean(extra={"original_amount": 3}), "EUR"))
+
+
+class TestPageCursor(unittest.TestCase):
+    def test_the_largest_number_not_the_last_nor_the_largest_text(self):
+        self.assertEqual(page_cursor([{"id": "998"}, {"id": "1001"}, {"id": "999"}]), "1001")
+
+    def test_ids_that_are_no_numbers_give_the_last_one(self):
+        self.assertEqual(page_cursor([{"id": "b"}, {"id": "a"}]), "a")
+
+    def test_a_page_without_usable_ids_gives_none(self):
+        self.assertIsNone(page_cursor([]))
+        self.assertIsNone(page_cursor(["not a transaction", {"id": None}, {"id": "1\x002"}]))
+        self.assertEqual(page_cursor(["x", {"id": 17}, {"amount": 1}]), "17")
+
+
+class TestImportCounts(unittest.TestCase):
+    def test_pages_add_up_and_the_opening_line_counts_as_created(self):
+        total = ImportCounts(fetched=10, created=8, duplicates=2)
+        total.add(ImportCounts(fetched=5, created=3, matched=1, pending=1))
+        total.openings = 1
+        self.assertEqual(
+            total.as_vals(),
+            {
+                "fetched_count": 15,
+                "created_count": 12,
+                "duplicate_count": 2,
+                "matched_count": 1,
+                "pending_count": 1,
+                "skipped_count": 0,
+                "skipped_note": False,
+            },
+        )
+
+    def test_every_skip_is_counted_but_only_the_first_notes_are_kept(self):
+        counts = ImportCounts()
+        for index in range(SKIPPED_NOTE_LINES + 5):
+            counts.skip(f"t{index}")
+        other = ImportCounts()
+        other.skip("later")
+        counts.add(other)
+        self.assertEqual(counts.skipped, SKIPPED_NOTE_LINES + 6)
+        self.assertEqual(len(counts.skipped_notes), SKIPPED_NOTE_LINES)
+        self.assertEqual(counts.skipped_notes[:2], ("t0", "t1"))
+        self.assertNotIn("later", counts.skipped_notes)
+
+    def test_a_resumed_run_goes_on_from_the_counts_it_holds(self):
+        run = SimpleNamespace(
+            fetched_count=40,
+            created_count=30,
+            duplicate_count=5,
+            matched_count=3,
+            pending_count=2,
+            skipped_count=2,
+            skipped_note="t1 of 2026-11-02 (no valid amount)\nt2 of ? (no valid date)",
+        )
+        counts = ImportCounts.of_run(run)
+        self.assertEqual(counts.as_vals()["created_count"], 30)
+        self.assertEqual(counts.skipped_notes[1], "t2 of ? (no valid date)")
+        self.assertEqual(
+            {key: getattr(run, key) for key in vars(run)},
+            {**counts.as_vals(), "skipped_note": run.skipped_note},
+        )
