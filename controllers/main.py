@@ -136,7 +136,7 @@ class BankConnectionController(http.Controller):
             return {"done": False, "missing": True}
         if session.import_state == "done":
             return {"done": True}
-        return session.with_env(request.env)._import_slice()
+        return session._import_slice()
 
     @staticmethod
     def _callback_body(httprequest):

@@ -248,7 +248,8 @@ class AccountBankConnectSession(models.Model):
         # The claim must be seen by the other requests while this one imports.
         commit = commit_progress(self.env)
         try:
-            run = self.connection_id._saltedge_first_import_run(
+            # As the person waiting (the run itself is the module's, as superuser).
+            run = self.connection_id.sudo(False)._saltedge_first_import_run(
                 commit=commit,
                 seconds=const.FIRST_SLICE_SECONDS,
                 keep_open=patience_left,
