@@ -222,7 +222,6 @@ class AccountBankConnection(models.Model):
             )
 
     @api.depends("connected_until", "state")
-    @api.depends_context("tz")
     def _compute_days_left(self):
         thresholds = self._reminder_thresholds() if self else ()
         for connection in self:
@@ -243,13 +242,16 @@ class AccountBankConnection(models.Model):
             )
 
     def _company_today(self):
+        """Today in the company's time zone: the one "today" of the days left, the colour,
+        the reminders and Connected until, whoever looks (a person, a scheduled action)."""
         tz = pytz.timezone(self._company_tz())
         return datetime.now(pytz.utc).astimezone(tz).date()
 
     def _company_tz(self):
+        """The company's time zone (its partner's), Brussels when it has none: never the
+        reader's, so that every user and the scheduled actions count the same days."""
         self.ensure_one()
-        partner = self.company_id.partner_id
-        return partner.tz or self.env.user.tz or "Europe/Brussels"
+        return self.company_id.partner_id.tz or "Europe/Brussels"
 
     def _to_company_date(self, utc_naive):
         tz = pytz.timezone(self._company_tz())
