@@ -20,6 +20,12 @@ import math
 import re
 from dataclasses import dataclass
 
+# The references in a bank's texts live beside this file; it is also used as a plain module.
+try:
+    from .saltedge_references import REMITTANCE_FIELDS, payment_reference
+except ImportError:  # imported as a top-level module
+    from saltedge_references import REMITTANCE_FIELDS, payment_reference
+
 # Longest text kept from a description or a remittance information, and from a name or
 # an account number: more is no bank's data, and a statement line shows one line.
 TEXT_LIMIT = 1000
@@ -43,7 +49,14 @@ NO_AMOUNT = "no_amount"
 
 # The ``extra`` keys the import reads, as text.
 EXTRA_NAMES = ("payer", "payee")
-EXTRA_TEXTS = ("payer_information", "payee_information", "account_number", "information")
+EXTRA_TEXTS = ("payer_information", "payee_information", "account_number", *REMITTANCE_FIELDS)
+# What a line keeps of Salt Edge's transaction as received (its ``transaction_details``):
+# the transaction's own keys, and its whole ``extra``, each value JSON PostgreSQL stores.
+DETAIL_KEYS = ("id", "status", "made_on", "amount", "currency_code", "description", "category")
+# A value of the details holds at most this many items of a list or keys of a dict, this
+# deep: a bank's extra is a few dozen short values.
+DETAILS_ITEMS = 100
+DETAILS_DEPTH = 4
 
 # Control characters (C0 but tab and newline, DEL, C1): PostgreSQL refuses NUL, and none of
 # them belongs in a bank's description. Lone surrogates (JSON allows "\ud800") have no
@@ -226,7 +239,44 @@ def clean_transaction(item):
         "amount": amount,
         "description": clean_text(item.get("description")),
         "extra": extra,
+        "details": transaction_details(item),
     }
+
+
+def _json_value(value, depth=0):
+    """``value`` as JSON PostgreSQL stores (no NUL, no lone surrogate, no NaN), texts cut
+    at TEXT_LIMIT, lists and dicts at DETAILS_ITEMS items and DETAILS_DEPTH levels."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return clean_text(value)
+    if depth >= DETAILS_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {
+            clean_text(key, NAME_LIMIT): _json_value(item, depth + 1)
+            for key, item in list(value.items())[:DETAILS_ITEMS]
+            if isinstance(key, str)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item, depth + 1) for item in value[:DETAILS_ITEMS]]
+    return None
+
+
+def transaction_details(item):
+    """What the line keeps of Salt Edge's transaction ``item`` as received, for a person
+    opening it and for reconciliation rules to search: its id, status, dates, amount,
+    currency, description, category and its whole ``extra`` (posting date, counterparty
+    fields, original amount, end-to-end id, references, balance snapshot, whatever the bank
+    sent), each value as JSON the database stores."""
+    details = {key: _json_value(item.get(key)) for key in DETAIL_KEYS if key in item}
+    if isinstance(item.get("extra"), dict):
+        details["extra"] = _json_value(item["extra"])
+    return details
 
 
 # ----------------------------------------------------------------------------------------
@@ -240,14 +290,11 @@ def normalize_iban(value):
 
 
 def payment_ref(transaction):
-    """The bank's description as it is: a Belgian structured communication
-    (+++123/4567/89012+++) must stay intact for the reconciliation to find the invoice.
-    The remittance information is added when the description lacks it."""
-    description = transaction["description"]
-    information = transaction["extra"]["information"]
-    if information and information not in description and "+++" in information:
-        description = f"{description} {information}".strip()
-    return description or information or "/"
+    """The line's label: the bank's description as it is, and a Belgian structured
+    communication or an RF creditor reference found in it or in the remittance fields, in
+    the form Odoo's reconciliation finds the invoice by (see ``saltedge_references``)."""
+    extra = transaction["extra"]
+    return payment_reference(transaction["description"], [extra[key] for key in REMITTANCE_FIELDS])
 
 
 def counterparty_side(transaction):
@@ -280,6 +327,7 @@ def line_values(transaction, own_iban=None):
         "partner_name": extra[counterparty_side(transaction)] or False,
         "account_number": counterparty_iban(transaction, own_iban),
         "saltedge_transaction_id": transaction["id"],
+        "transaction_details": transaction.get("details") or False,
     }
 
 

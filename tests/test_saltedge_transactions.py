@@ -286,6 +286,15 @@ class TestLineValues(unittest.TestCase):
                 "partner_name": "Proximus NV",
                 "account_number": "BE68539007547034",
                 "saltedge_transaction_id": "1234567",
+                "transaction_details": {
+                    "id": "1234567",
+                    "made_on": "2026-11-02",
+                    "amount": -12.5,
+                    "currency_code": "EUR",
+                    "description": "Proximus factuur +++123/4567/89012+++",
+                    "status": "posted",
+                    "extra": {"payee": "Proximus NV", "payee_information": "BE68539007547034"},
+                },
             },
         )
 
@@ -430,3 +439,55 @@ class TestImportCounts(unittest.TestCase):
             {key: getattr(run, key) for key in vars(run)},
             {**counts.as_vals(), "skipped_note": run.skipped_note},
         )
+
+
+class TestTransactionDetails(unittest.TestCase):
+    def test_the_transaction_is_kept_as_received_with_its_whole_extra(self):
+        item = transaction(
+            category="utilities",
+            extra={
+                "payee": "Proximus NV",
+                "posting_date": "2026-11-03",
+                "end_to_end_id": "E2E-2026-0042",
+                "account_balance_snapshot": 1520.75,
+                "original_amount": 13.1,
+                "original_currency_code": "USD",
+                "additional": "Factuur 2026/0042",
+                "tags": ["a", "b"],
+            },
+        )
+        details = clean_transaction(item)["details"]
+        self.assertEqual(details["id"], "1234567")
+        self.assertEqual(details["status"], "posted")
+        self.assertEqual(details["category"], "utilities")
+        self.assertEqual(details["currency_code"], "EUR")
+        self.assertEqual(details["extra"], item["extra"])
+        self.assertNotIn("account_id", details)
+        self.assertEqual(json.loads(json.dumps(details)), details)
+
+    def test_what_postgresql_refuses_in_json_is_cleaned_or_dropped(self):
+        item = transaction(
+            description="Huur\x00 november",
+            extra={
+                "information": "caf\ud800e",
+                "nan": float("nan"),
+                "big": 2**70,
+                "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}},
+                "long": ["x"] * 500,
+                7: "a key that is no text",
+            },
+        )
+        details = clean_transaction(item)["details"]
+        self.assertEqual(details["description"], "Huur november")
+        extra = details["extra"]
+        self.assertEqual(extra["information"], "caf\ufffde")
+        self.assertIsNone(extra["nan"])
+        self.assertEqual(extra["big"], str(2**70))
+        self.assertEqual(extra["deep"], {"a": {"b": {"c": None}}})
+        self.assertEqual(len(extra["long"]), 100)
+        self.assertNotIn(7, extra)
+        json.dumps(details, allow_nan=False).encode("utf-8")
+
+    def test_a_reference_only_in_additional_reaches_the_label(self):
+        item = clean(description="Overschrijving", extra={"additional": "090933755493"})
+        self.assertEqual(payment_ref(item), "Overschrijving +++090/9337/55493+++")
