@@ -16,5 +16,6 @@ from . import account_journal
 from . import account_bank_connection_import
 from . import account_bank_connection_run
 from . import account_bank_connection_account_import
+from . import account_bank_connection_account_lines
 from . import account_bank_import_run
 from . import account_bank_statement_line

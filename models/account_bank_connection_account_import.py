@@ -1,5 +1,5 @@
 """One account's import: its pages of transactions from the cursor, the lines of a page
-(built by ``saltedge_transactions``), the match of the journal's earlier lines, and, once
+(built in ``account_bank_connection_account_lines``), the match of the journal's earlier lines, and, once
 Salt Edge's fetch has finished, the opening line and the balance check.
 """
 
@@ -7,40 +7,22 @@ import logging
 import time
 from datetime import timedelta
 
-import psycopg2
-
-from odoo import api, fields, models
+from odoo import fields, models
 from odoo.tools import SQL
 from odoo.tools.misc import formatLang
 
 from ..saltedge_transactions import (
-    NO_AMOUNT,
-    NO_DATE,
-    NO_ID,
     ImportCounts,
     InvalidTransaction,
     clean_transaction,
-    display,
-    foreign_amount,
     is_marked_duplicate,
     is_pending,
-    line_values,
     page_cursor,
 )
 from . import const
 from .account_bank_connection_import import ImportHandedOver
 
 _logger = logging.getLogger(__name__)
-
-# What the database raises for a value it refuses (a NUL: psycopg2's ValueError; a
-# constraint, a type, a length: DataError, IntegrityError): a line it refuses is skipped.
-# Anything else (a lock, a lost connection, a setup error) fails the page as it is.
-REFUSED_VALUE_ERRORS = (
-    ValueError,
-    psycopg2.DataError,
-    psycopg2.errors.CheckViolation,
-    psycopg2.errors.UniqueViolation,
-)
 
 
 class AccountBankConnectionAccount(models.Model):
@@ -144,89 +126,11 @@ class AccountBankConnectionAccount(models.Model):
             if key not in matched
         ]
         if vals_list:
+            self._set_partners(vals_list)
             self._create_lines(vals_list, counts)
         cursor = page_cursor(items)
         if cursor:
             self.last_transaction_id = cursor
-
-    def _create_lines(self, vals_list, counts):
-        """Create the statement lines of one page: one ``create()`` for the page.
-
-        When the database refuses a value that passed every check, the page is created
-        again line by line, each in a savepoint, and only the lines it refuses are skipped
-        (with its reason). When it refuses every line of a page of several, the cause is no
-        value but the setup: the page fails, nothing is skipped."""
-        journal = self.journal_id
-        Line = self.env["account.bank.statement.line"].sudo().with_company(journal.company_id)
-        try:
-            # The savepoint's flush makes the database's refusal happen here, not later.
-            with self.env.cr.savepoint():
-                Line.create(vals_list)
-        except REFUSED_VALUE_ERRORS:
-            _logger.info(
-                "Bank connection %s, account %s: the database refused a page of %s lines; "
-                "creating them one by one.",
-                self.connection_id.id,
-                self.id,
-                len(vals_list),
-            )
-        else:
-            counts.created += len(vals_list)
-            return
-        refused = []
-        for vals in vals_list:
-            try:
-                with self.env.cr.savepoint():
-                    Line.create(vals)
-            except psycopg2.errors.UniqueViolation as error:
-                if error.diag.constraint_name != const.LINE_UNIQUE_CONSTRAINT:
-                    refused.append((vals, error))
-                else:
-                    # Another transaction created it meanwhile: it is in the journal once.
-                    counts.duplicates += 1
-            except REFUSED_VALUE_ERRORS as error:
-                refused.append((vals, error))
-            else:
-                counts.created += 1
-        if len(vals_list) > 1 and len(refused) == len(vals_list):
-            raise refused[0][1]
-        for vals, error in refused:
-            self._skip(
-                counts, vals["saltedge_transaction_id"], vals["date"], None, database_error=error
-            )
-
-    def _skip(self, counts, shown_id, shown_date, reason, database_error=None):
-        """Count a transaction that cannot become a line, with a line of text that names it
-        (its Salt Edge id and date as received) and says why (``reason``: one of
-        saltedge_transactions' NO_*, or the database's ``database_error``)."""
-        if database_error is not None:
-            reason_text = self.env._(
-                "refused by the database: %s", self._database_reason(database_error)
-            )
-        else:
-            reason_text = {
-                NO_ID: self.env._("no valid id"),
-                NO_DATE: self.env._("no valid date"),
-                NO_AMOUNT: self.env._("no valid amount"),
-            }.get(reason) or self.env._("not a transaction")
-        note = self.env._(
-            "%(id)s of %(date)s (%(reason)s)", id=shown_id, date=shown_date, reason=reason_text
-        )
-        _logger.warning(
-            "Bank connection %s, account %s: transaction skipped: %s",
-            self.connection_id.id,
-            self.id,
-            note,
-        )
-        counts.skip(note)
-
-    @api.model
-    def _database_reason(self, error):
-        """The database's reason for refusing a line, without the refused row (which its
-        DETAIL repeats)."""
-        diag = getattr(error, "diag", None)
-        text = (diag and diag.message_primary) or str(error).split("\n", 1)[0]
-        return display(text, const.DATABASE_REASON_LIMIT)
 
     def _known_transaction_ids(self, transaction_ids):
         if not transaction_ids:
@@ -296,26 +200,6 @@ class AccountBankConnectionAccount(models.Model):
                     }
                 )
         return matched
-
-    def _statement_line_vals(self, transaction, currencies):
-        """The statement line of one Salt Edge transaction, as ``clean_transaction``
-        returns it: every value was checked and cleaned there, the line's own values are
-        ``saltedge_transactions.line_values``. ``currencies``: the foreign currencies met so
-        far (code: res.currency), filled here."""
-        vals = dict(
-            line_values(transaction, own_iban=self.iban),
-            journal_id=self.journal_id.id,
-            saltedge_account_id=self.saltedge_account_id,
-        )
-        foreign = foreign_amount(transaction, self._journal_currency().name)
-        if foreign:
-            code, amount_currency = foreign
-            if code not in currencies:
-                currencies[code] = self.connection_id._saltedge_currency(code, activate=True)
-            if currencies[code]:
-                vals["foreign_currency_id"] = currencies[code].id
-                vals["amount_currency"] = amount_currency
-        return vals
 
     def _journal_currency(self):
         return self.journal_id.currency_id or self.journal_id.company_id.currency_id
