@@ -17,5 +17,6 @@ from . import account_bank_connection_import
 from . import account_bank_connection_run
 from . import account_bank_connection_account_import
 from . import account_bank_connection_account_lines
+from . import account_bank_connection_statement
 from . import account_bank_import_run
 from . import account_bank_statement_line

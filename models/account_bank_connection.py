@@ -178,6 +178,7 @@ class AccountBankConnection(models.Model):
             "next_refresh_possible_at",
             "balance_mismatch_note",
             "resume_run_id",
+            "statements_since",
             "import_run_ids",
             "reminder_ids",
         }
@@ -208,11 +209,20 @@ class AccountBankConnection(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         self._check_saltedge_fields(vals_list, creating=True)
-        return super().create(vals_list)
+        return super().create(self._saltedge_statements_started(vals_list))
 
     def write(self, vals):
         self._check_saltedge_fields([vals])
-        return super().write(vals)
+        starting = self.browse()
+        if vals.get("statement_period", "none") != "none":
+            starting = self.filtered(lambda c: c.statement_period in (False, "none"))
+        result = super().write(vals)
+        if starting:
+            # Turned on now: the lines from now on are filed, the earlier ones stay.
+            super(AccountBankConnection, starting).write(
+                {"statements_since": fields.Datetime.now()}
+            )
+        return result
 
     @api.depends("account_ids.journal_id")
     def _compute_unlinked_account_count(self):

@@ -1,6 +1,6 @@
-"""One account's import: its pages of transactions from the cursor, the lines of a page
-(built in ``account_bank_connection_account_lines``), the match of the journal's earlier lines, and, once
-Salt Edge's fetch has finished, the opening line and the balance check.
+"""One account's import: its pages of transactions from the cursor (each page's lines are
+built in ``account_bank_connection_account_lines``), the match of the journal's earlier
+lines, and, once Salt Edge's fetch has finished, the opening line and the balance check.
 """
 
 import logging

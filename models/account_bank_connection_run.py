@@ -186,6 +186,8 @@ class AccountBankConnection(models.Model):
                         continue
                     created, balanced = account._finish_first_sync()
                     openings += created
+                    # The history is whole now: its lines go into their statements.
+                    account._saltedge_file_statements()
                     note = not balanced and account._balance_difference_note()
                     if note:
                         notes.append(note)
