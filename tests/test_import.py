@@ -419,23 +419,6 @@ class TestImport(ImportMixin, BankConnectionCase):
         foreign = self.imported(self.kbc_journal).filtered("foreign_currency_id")
         self.assertEqual(set(foreign.foreign_currency_id.mapped("name")), codes)
 
-    def test_the_database_refuses_a_transaction_twice_in_one_journal(self):
-        connection = self.connected(account_ibans=[KBC_CURRENT])
-        first_import(connection)
-        line = self.imported(self.kbc_journal)[:1]
-        vals = {
-            "journal_id": self.kbc_journal.id,
-            "date": line.date,
-            "amount": line.amount,
-            "payment_ref": line.payment_ref,
-            "saltedge_transaction_id": line.saltedge_transaction_id,
-        }
-        with self.assertRaises(psycopg2.IntegrityError), mute_logger("odoo.sql_db"):
-            with self.env.cr.savepoint():
-                self.Line.create(vals)
-        # The same transaction in another journal is another journal's business.
-        self.assertTrue(self.Line.create(dict(vals, journal_id=self.belfius_journal.id)))
-
     def test_a_page_that_repeats_a_transaction_or_mixes_old_and_new_creates_each_once(self):
         connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
