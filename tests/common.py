@@ -70,7 +70,7 @@ def opening_line(accounts):
 # The sandbox fetches the way Salt Edge does by default: seconds after the user is back.
 # Test classes about something else (access, tokens, callbacks' signatures, the import's
 # paging and faults) take this instead, so the data is there when the widget sends the user
-# back; test_real_service.py and the browser tour test the fetch that ends later.
+# back; test_realistic_sandbox.py and the browser tour test the fetch that ends later.
 INSTANT_FETCH = {"fetch_seconds": 0}
 
 

@@ -779,7 +779,7 @@ class SandboxCase(unittest.TestCase):
     """A sandbox that checks our signatures against the fixture public key."""
 
     # The client's tests are about the HTTP contract, not about when Salt Edge's fetch
-    # ends: the data is there when the widget sends the user back (test_real_service
+    # ends: the data is there when the widget sends the user back (test_realistic_sandbox
     # covers the fetch that ends later).
     server_options = {"fetch_seconds": 0}
 

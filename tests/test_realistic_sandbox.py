@@ -29,8 +29,8 @@ from .common import (
 )
 
 
-class RealServiceMixin:
-    """Helpers over the sandbox's real-service default."""
+class RealisticSandboxMixin:
+    """Helpers over the sandbox's default, which behaves as the real Salt Edge does."""
 
     def wait_for_fetches(self, timeout=30):
         """Wait (bounded) until the sandbox has no fetch running."""
@@ -84,7 +84,7 @@ class RealServiceMixin:
         ]
 
 
-class TestRealService(RealServiceMixin, BankConnectionCase):
+class TestRealisticSandbox(RealisticSandboxMixin, BankConnectionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -321,7 +321,7 @@ class TestRealService(RealServiceMixin, BankConnectionCase):
 
 
 @tagged("post_install", "-at_install")
-class TestRealServiceOverHttp(RealServiceMixin, BankConnectionHttpCase):
+class TestRealisticSandboxOverHttp(RealisticSandboxMixin, BankConnectionHttpCase):
     """The callbacks Salt Edge sends, delivered over HTTP to Odoo's callback route."""
 
     def setUp(self):
