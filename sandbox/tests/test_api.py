@@ -158,9 +158,8 @@ class EndpointTest(SandboxCase):
 
     def test_balance_moves_by_exactly_the_new_posted_transactions(self):
         connection_id = self.connect()
-        before = self.assert_call_ok("GET", "/accounts", {"connection_id": connection_id})["data"][
-            0
-        ]
+        before = self.assert_call_ok("GET", "/accounts", {"connection_id": connection_id})["data"]
+        before = before[0]
         added = self.control(
             "POST", f"/connections/{connection_id}/add_transactions", {"count": 4}
         )["data"]
@@ -199,9 +198,8 @@ class EndpointTest(SandboxCase):
         session = self.connect_session("argenta_sandbox_be", period_days=180)
         connection_id = query_of(complete_connect(session["connect_url"]))["connection_id"]
         # The consent exists as soon as the user confirms, before the fetch ends.
-        consent = self.assert_call_ok("GET", "/consents", {"connection_id": connection_id})["data"][
-            0
-        ]
+        consent = self.assert_call_ok("GET", "/consents", {"connection_id": connection_id})["data"]
+        consent = consent[0]
         self.assertEqual(consent["period_days"], 90)
         self.assertEqual(consent["expires_at"], "2025-06-08T08:00:00Z")
 
@@ -272,9 +270,8 @@ class LifecycleTest(SandboxCase):
         self.assertFalse(attempt["user_present"])
         self.assertEqual([stage["name"] for stage in attempt["stages"]], ["start", "connect"])
         self.wait_fetches()
-        attempt = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"][
-            "last_attempt"
-        ]
+        attempt = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"]
+        attempt = attempt["last_attempt"]
         self.assertTrue(attempt["finished"])
         self.assertEqual(attempt["success_at"], "2025-03-10T08:05:01Z")
         # PUT is accepted too, with the same meaning.
@@ -321,11 +318,8 @@ class LifecycleTest(SandboxCase):
         latest = next(c for c in consents if c["id"] == new["last_consent_id"])
         self.assertEqual(latest["expires_at"], "2026-02-23T08:00:00Z")
         self.wait_fetches()
-        self.assertTrue(
-            self.assert_call_ok("GET", f"/connections/{connection_id}")["data"]["last_attempt"][
-                "finished"
-            ]
-        )
+        connection = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"]
+        self.assertTrue(connection["last_attempt"]["finished"])
         self.advance(advance_days=20)  # past the first consent's end, within the new one
         self.assert_call_ok("GET", "/accounts", {"connection_id": connection_id})
 
@@ -335,9 +329,8 @@ class LifecycleTest(SandboxCase):
         self.assertTrue(removed["removed"])
         connection = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"]
         self.assertEqual(connection["status"], "disabled")
-        consent = self.assert_call_ok("GET", "/consents", {"connection_id": connection_id})["data"][
-            0
-        ]
+        consent = self.assert_call_ok("GET", "/consents", {"connection_id": connection_id})["data"]
+        consent = consent[0]
         self.assertIsNotNone(consent["revoked_at"])
         accounts = self.client.call("GET", "/accounts", {"connection_id": connection_id})
         self.assert_error(accounts, 406, "AispConsentRevoked")

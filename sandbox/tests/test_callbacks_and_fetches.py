@@ -123,11 +123,8 @@ class CallbackTest(SandboxCase):
             )["data"]
             connection_id = listed[0]["id"]
             self.assertTrue(listed[0]["last_attempt"]["finished"])
-            self.assertTrue(
-                self.assert_ok(client.call("GET", "/accounts", {"connection_id": connection_id}))[
-                    "data"
-                ]
-            )
+            accounts = client.call("GET", "/accounts", {"connection_id": connection_id})
+            self.assertTrue(self.assert_ok(accounts)["data"])
             self.successes(3)
             server.app.sender.wait(5)
             self.salt_edge_key = serialization.load_pem_public_key(
@@ -275,9 +272,8 @@ class StagedFetchTest(SandboxCase):
         recent, _pages = self.all_transactions(connection_id)
         self.assertTrue(recent)
         self.assertGreaterEqual(min(t["made_on"] for t in recent), "2025-02-09")
-        attempt = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"][
-            "last_attempt"
-        ]
+        attempt = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"]
+        attempt = attempt["last_attempt"]
         self.assertTrue(attempt["finished_recent"])
         self.assertFalse(attempt["finished"])
         # fetch_full, then finish: the older history, with higher ids than the recent one.

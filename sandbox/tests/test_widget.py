@@ -165,9 +165,8 @@ class ReturnHintTest(SandboxCase):
             data = {"attempt": {"return_to": RETURN_TO, "custom_fields": fields}}
             session = self.connect_session(customer_id=customer_id, hints=False, data=data)
             self.assertEqual(complete_connect(session["connect_url"]), RETURN_TO)
-            listed = self.assert_call_ok("GET", "/connections", {"customer_id": customer_id})[
-                "data"
-            ]
+            listed = self.assert_call_ok("GET", "/connections", {"customer_id": customer_id})
+            listed = listed["data"]
             ids.append(listed[-1]["id"])
             attempt = listed[-1]["last_attempt"]
             self.assertEqual(attempt["custom_fields"], fields)
@@ -211,9 +210,8 @@ class InteractiveRefreshTest(SandboxCase):
     def test_the_user_logs_in_at_the_bank_and_the_fetch_follows(self):
         connection_id = self.connect("fakebank_with_updates_xf")
         before, _pages = self.all_transactions(connection_id)
-        consent_id = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"][
-            "last_consent_id"
-        ]
+        consent_id = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"]
+        consent_id = consent_id["last_consent_id"]
         answer = self.refresh_session(connection_id, return_connection_id=True)
         self.assertEqual(answer["expires_at"], "2025-03-10T09:00:00Z")
         self.assertTrue(answer["connect_url"].startswith(self.server.url + "/connect/"))
@@ -241,9 +239,8 @@ class InteractiveRefreshTest(SandboxCase):
         final = complete_connect(answer["connect_url"], login_method="card_reader")
         self.assertEqual(final, RETURN_TO)
         self.wait_fetches()
-        attempt = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"][
-            "last_attempt"
-        ]
+        attempt = self.assert_call_ok("GET", f"/connections/{connection_id}")["data"]
+        attempt = attempt["last_attempt"]
         self.assertTrue(attempt["finished"])
         self.assertIsNone(attempt["fail_error_class"])
 
