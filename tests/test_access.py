@@ -93,7 +93,6 @@ BUTTON_MATRIX = {
     ("connection", "action_refresh_at_bank"): MANAGERS,
     ("connection", "action_disconnect"): MANAGERS,
     ("connection", "action_fetch_transactions"): ACCOUNTANTS,
-    ("connection", "action_open_journals"): ACCOUNTANTS,
     ("online account", "action_create_journal"): MANAGERS,
     ("provider", "action_connect"): MANAGERS,
 }
@@ -365,7 +364,6 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
                 "refresh_needs_user": False,
                 "last_refresh_request": "2099-12-31 10:00:00",
                 "next_refresh_possible_at": "2000-01-01 00:00:00",
-                "balance_mismatch": False,
                 "balance_mismatch_note": "",
                 # Another run would take this connection's import into its history.
                 "resume_run_id": self.run.id,
@@ -380,11 +378,9 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
                 "iban": "BE56363123456788",
                 "currency_id": self.env.ref("base.USD").id,
                 "balance": 1_000_000.0,
-                "nature": "card",
                 "last_transaction_id": "999999999999",
                 "first_sync_done": False,
                 "journal_had_lines": False,
-                "opening_line_id": False,
             },
         }
 
