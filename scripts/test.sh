@@ -44,7 +44,7 @@ BEGIN
 END $$;
 SQL
 
-# For work on one part: SKIP_PYTEST=1 / SKIP_BROWSER=1, ODOO_TEST_TAGS narrows Odoo's runner
+# For work on one part: SKIP_PYTEST=1 / SKIP_SANDBOX=1 / SKIP_BROWSER=1, ODOO_TEST_TAGS narrows Odoo's runner
 # (e.g. post_install/account_bank_connection:TestCallbackFuzzing), arguments go to pytest.
 BROWSER_TAGS=${ODOO_TEST_TAGS:-post_install/$MODULE}
 pytest_rc=0
@@ -54,6 +54,19 @@ log "Running the tests with pytest-odoo"
 PYTHONPATH="$ROOT/scripts:$PYTHONPATH" python -m pytest -p no:cacheprovider -p pytest_post_install -p pytest_log_file --durations=10 --odoo-config="$WORK/odoo.conf" --odoo-database="$DB" \
     "$ADDONS_DIR/$MODULE/tests" "$@" 2>&1 | tee "$WORK/pytest.log" || pytest_rc=$?
 pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$WORK/pytest.log" | tail -n 1)
+fi
+
+# The sandbox's own tests: plain Python, no database. From the repository root, where
+# ``sandbox`` is a top-level package; confcutdir keeps pytest from importing the addon's
+# __init__.py (Odoo's) as a package above them. SKIP_SANDBOX=1 skips them.
+sandbox_rc=0
+sandbox_summary="=== 0 passed (skipped by SKIP_SANDBOX) ==="
+if [ -z "${SKIP_SANDBOX:-}" ]; then
+log "Running the sandbox's own tests (sandbox/tests)"
+(cd "$ROOT" && python -m pytest -p no:cacheprovider -p no:odoo --confcutdir=sandbox/tests \
+    sandbox/tests) >"$WORK/sandbox-tests.log" 2>&1 || sandbox_rc=$?
+tail -n 30 "$WORK/sandbox-tests.log"
+sandbox_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$WORK/sandbox-tests.log" | tail -n 1)
 fi
 
 browser_rc=0
@@ -85,17 +98,26 @@ rm -f "$ABC_SECRETS_FILE"
 
 p_passed=$(grep -oE '[0-9]+ passed' <<<"$pytest_summary" | grep -oE '[0-9]+' || echo 0)
 p_failed=$( (grep -oE '[0-9]+ (failed|errors?)' <<<"$pytest_summary" || true) | awk '{s += $1} END {print s + 0}')
+s_passed=$(grep -oE '[0-9]+ passed' <<<"$sandbox_summary" | grep -oE '[0-9]+' || echo 0)
+s_failed=$( (grep -oE '[0-9]+ (failed|errors?)' <<<"$sandbox_summary" || true) | awk '{s += $1} END {print s + 0}')
+if [ "$sandbox_rc" != 0 ] && [ "$s_failed" = 0 ]; then
+    s_failed=1
+fi
 b_passed=$((b_run - b_failed - b_errors))
 echo
 echo "pytest: $pytest_summary"
+echo "sandbox tests (pytest): $sandbox_summary"
 echo "browser tests (Odoo runner): $b_passed passed, $((b_failed + b_errors)) failed of $b_run"
-echo "total: $((p_passed + b_passed)) passed, $((p_failed + b_failed + b_errors)) failed"
-if [ "$pytest_rc" != 0 ] || [ "$browser_rc" != 0 ] || [ $((b_failed + b_errors)) != 0 ]; then
+echo "total: $((p_passed + s_passed + b_passed)) passed, $((p_failed + s_failed + b_failed + b_errors)) failed"
+if [ "$pytest_rc" != 0 ] || [ "$sandbox_rc" != 0 ] || [ "$browser_rc" != 0 ] \
+    || [ $((b_failed + b_errors)) != 0 ]; then
     die "Tests failed (logs: $LOGS)."
 fi
 if [ "$secrets_rc" != 0 ]; then
     die "A secret is in the logs of this run (see the secret scan above; logs: $LOGS)."
 fi
-if { [ -z "${SKIP_PYTEST:-}" ] && [ "$p_passed" = 0 ]; } || { [ -z "${SKIP_BROWSER:-}" ] && [ "$b_run" = 0 ]; }; then
+if { [ -z "${SKIP_PYTEST:-}" ] && [ "$p_passed" = 0 ]; } \
+    || { [ -z "${SKIP_SANDBOX:-}" ] && [ "$s_passed" = 0 ]; } \
+    || { [ -z "${SKIP_BROWSER:-}" ] && [ "$b_run" = 0 ]; }; then
     die "No tests ran: something is wrong with the test set-up."
 fi

@@ -12,6 +12,6 @@ from . import test_state_token
 from . import test_secrets
 from . import test_callback_fuzz
 from . import test_faults
-from . import test_real_service
+from . import test_realistic_sandbox
 from . import test_database_constraints
 from . import test_rules

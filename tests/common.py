@@ -1,5 +1,7 @@
 """Shared fixtures: a real Salt Edge sandbox on a free port, Odoo pointed at it, and the
-company's bank journals with the sandbox banks' IBANs."""
+company's bank journals with the sandbox banks' IBANs; the one connect helper
+(``connected``), the imports as a server runs them, the balances on both sides and the
+roles of the access tables. Test modules import from here, never from each other."""
 
 import contextlib
 import datetime
@@ -12,7 +14,8 @@ from urllib.parse import parse_qs, urlparse
 import requests
 
 from odoo import SUPERUSER_ID, api
-from odoo.tests import HttpCase, TransactionCase
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import HttpCase, TransactionCase, new_test_user
 
 from ..models import const
 from ..odoo_series import serve_http_requests_throughout
@@ -20,17 +23,54 @@ from ..saltedge_client import SaltEdgeClient, generate_key_pair
 from ..sandbox import SandboxServer, complete_connect, witness
 
 SECRET = "test-secret-never-logged"
+# A successful connect or refresh: a notify callback for each of six stages, then two
+# identical successes (the sandbox imitates Salt Edge's repeats).
+CALLBACKS_PER_SUCCESS = 8
 
 KBC_CURRENT = "BE73735012345660"
 KBC_SAVINGS = "BE55735065432144"
 BELFIUS_CURRENT = "BE56363123456788"
 BELFIUS_SAVINGS = "BE23363765432191"
+# The sandbox bank whose one account has SANDBOX_N_TRANSACTIONS (``n_transactions``).
+N_BANK = "fakebank_oauth_with_n_transactions_xf"
+
+
+def first_import(connection):
+    """The first import of ``connection`` right after the return from the bank, without
+    committing (``_saltedge_first_import_run``); returns the number of statement lines
+    it created. A failure is recorded on the connection and its run, not raised."""
+    return connection._saltedge_first_import_run().created_count
+
+
+def import_transactions(connection):
+    """One import run of ``connection`` now, as Fetch transactions starts it but without
+    committing (``_run_import``); returns the number of statement lines it created.
+    Failures are recorded on the connection and its run."""
+    connection.ensure_one()
+    run, _error = connection.sudo()._run_import("manual")
+    return run.created_count
+
+
+def journal_balance(journal):
+    """What ``journal``'s statement lines add up to, rounded to the cent like
+    ``remote_balance``."""
+    lines = journal.env["account.bank.statement.line"].search([("journal_id", "=", journal.id)])
+    return round(sum(lines.mapped("amount")), 2)
+
+
+def opening_line(accounts):
+    """The opening lines the first imports gave ``accounts`` (empty when they gave none):
+    the lines whose Salt Edge id is an account's opening key, which no transaction has."""
+    keys = [f"opening:{account.saltedge_account_id}" for account in accounts]
+    return accounts.env["account.bank.statement.line"].search(
+        [("saltedge_transaction_id", "in", keys)]
+    )
 
 
 # The sandbox fetches the way Salt Edge does by default: seconds after the user is back.
 # Test classes about something else (access, tokens, callbacks' signatures, the import's
 # paging and faults) take this instead, so the data is there when the widget sends the user
-# back; test_real_service.py and the browser tour test the fetch that ends later.
+# back; test_realistic_sandbox.py and the browser tour test the fetch that ends later.
 INSTANT_FETCH = {"fetch_seconds": 0}
 
 
@@ -113,18 +153,18 @@ class SandboxMixin:
     def remote_transactions(self, connection, account, pending=False):
         """The account's transactions as Salt Edge has them now, straight from the sandbox."""
         client = connection._saltedge_client()
-        return list(
-            client.list_transactions(
-                connection.saltedge_connection_id, account.saltedge_account_id, pending=pending
-            )
+        pages = client.iter_transaction_pages(
+            connection.saltedge_connection_id, account.saltedge_account_id, pending=pending
         )
+        return [transaction for items, _next_id in pages for transaction in items]
 
     def remote_balance(self, connection, account):
-        """The account's balance as Salt Edge has it now."""
+        """The account's balance as Salt Edge has it now, rounded to the cent like
+        ``journal_balance``."""
         client = connection._saltedge_client()
         for item in client.list_accounts(connection.saltedge_connection_id):
             if str(item["id"]) == account.saltedge_account_id:
-                return item["balance"]
+                return round(item["balance"], 2)
         self.fail(f"Salt Edge does not list the account {account.saltedge_account_id}")
 
     def wait_for_callbacks(self, count, timeout=20):
@@ -286,6 +326,50 @@ class ServerShapeMixin:
         return run.with_env(self.env), error
 
 
+class ImportMixin(ServerShapeMixin):
+    """Helpers of the import tests. The exactly-once tests import through
+    ``run_scheduled_action`` and ``import_now``: with a cold cache, as a server does."""
+
+    Line = None
+
+    def run_import(self, connection, trigger="manual"):
+        return connection.sudo()._run_import(trigger)
+
+    def runs_of(self, connection):
+        """The connection's import runs, the newest first."""
+        return self.env["account.bank.import.run"].search([("connection_id", "=", connection.id)])
+
+    def messages_of(self, connection, text):
+        return connection.message_ids.filtered(lambda message: text in (message.body or ""))
+
+    def refreshes(self, connection):
+        return self.sandbox_api_requests(
+            "POST", f"/connections/{connection.saltedge_connection_id}/background_refresh"
+        )
+
+    def add_fault(self, **fault):
+        self.sandbox_control("faults", fault)
+
+    def freeze_sandbox_at(self, day):
+        self.sandbox_control("clock", {"now": f"{day.isoformat()}T12:00:00Z", "freeze": True})
+
+    def imported(self, journal):
+        """The journal's lines that are Salt Edge transactions (not the opening line)."""
+        return self.Line.search(
+            [
+                ("journal_id", "=", journal.id),
+                ("saltedge_transaction_id", "!=", False),
+                ("saltedge_transaction_id", "not like", "opening:%"),
+            ]
+        )
+
+    def assert_journal_is_the_banks(self, journal, connection, account):
+        """``journal`` holds what the bank says ``account`` holds."""
+        self.assertAlmostEqual(
+            journal_balance(journal), self.remote_balance(connection, account), places=2
+        )
+
+
 class BankCompanyMixin(SandboxMixin):
     """A Belgian company with two bank journals, and Odoo talking to the sandbox."""
 
@@ -305,19 +389,51 @@ class BankCompanyMixin(SandboxMixin):
             {"name": name, "code": code, "type": "bank", "bank_acc_number": iban}
         )
 
-    def connect(self, provider_code="kbc_sandbox_be", journal=None, user=None, **widget):
+    def connect(self, provider_code="kbc_sandbox_be", journal=None, user=None, **options):
         """Bank verbinden (as ``user``, default the test's), through the sandbox's screens,
-        and back: returns the return URL's parameters as the return controller gets them."""
-        return self.return_params(self.connect_url(provider_code, journal, user, **widget))
+        and back: returns the return URL's parameters as the return controller gets them.
+        ``options`` as for ``connect_url``."""
+        return self.return_params(self.connect_url(provider_code, journal, user, **options))
 
-    def connect_url(self, provider_code="kbc_sandbox_be", journal=None, user=None, **widget):
-        """Like ``connect`` but returns the full URL the sandbox sends the browser back to."""
-        journal = journal if journal is not None else self.kbc_journal
+    def connect_url(
+        self, provider_code="kbc_sandbox_be", journal=None, user=None, company=None, **widget
+    ):
+        """Like ``connect`` but returns the full URL the sandbox sends the browser back to.
+        Started for ``company`` (default the test's) from ``journal`` (default the KBC
+        journal when the company is the test's, else none); ``widget``: the choices on
+        the bank's screens (``account_ibans``: tick only these accounts)."""
+        company = company if company is not None else self.company
+        if journal is None and company == self.company:
+            journal = self.kbc_journal
         Connection = self.env["account.bank.connection"]
         if user is not None:
             Connection = Connection.with_user(user)
-        action = Connection._saltedge_start_connect(self.company, provider_code, journal=journal)
+        action = Connection._saltedge_start_connect(company, provider_code, journal=journal)
+        # Where the sandbox calls Odoo back, the callbacks read the connect session.
+        self.env.flush_all()
         return complete_connect(action["url"], **widget)
+
+    def connected(self, provider_code="kbc_sandbox_be", journal=None, **options):
+        """A finished connect, nothing imported yet: the connection as the return
+        controller leaves it. ``options`` as for ``connect_url`` (``company``,
+        ``account_ibans``...).
+
+        Where the sandbox calls Odoo back (``BankConnectionHttpCase``), Odoo has answered
+        the connect's callbacks first: they run on the test's cursor, so everything is
+        flushed for them before and after, and the test's cache is emptied of what they
+        changed."""
+        delivers_callbacks = bool(self.sandbox.callback_url)
+        if delivers_callbacks:
+            already = len(self.sandbox_get("callbacks"))
+            self.env.flush_all()
+        url = self.connect_url(provider_code, journal, **options)
+        if delivers_callbacks:
+            self.wait_for_callbacks(already + CALLBACKS_PER_SUCCESS)
+            self.env.invalidate_all()
+        connection = self.finish(self.return_params(url))
+        if delivers_callbacks:
+            self.env.flush_all()
+        return connection
 
     def finish(self, params):
         """What the return controller does with the return URL's parameters."""
@@ -352,3 +468,65 @@ class BankConnectionHttpCase(BankCompanyMixin, HttpCase):
     def setUp(self):
         super().setUp()
         serve_http_requests_throughout(self)
+
+
+# --- the roles of the access tables (test_access.py, test_access_routes.py) -------------
+
+OK = "allowed"
+DENIED = AccessError
+INVALID = UserError
+
+PUBLIC = "public"
+PORTAL = "portal"
+USER = "internal user"
+ACCOUNTANT = "accountant"
+MANAGER = "accounting manager"
+ADMIN = "system administrator"
+STRANGER = "manager of another company"
+ROLES = (PUBLIC, PORTAL, USER, ACCOUNTANT, MANAGER, ADMIN, STRANGER)
+
+
+def by_role(public, portal, user, accountant, manager, admin, stranger):
+    """One expectation per role, in the order of ROLES."""
+    return dict(
+        zip(ROLES, (public, portal, user, accountant, manager, admin, stranger), strict=True)
+    )
+
+
+def outcome_name(outcome):
+    """An expected or actual outcome of the access tables, for a failure message."""
+    return outcome if isinstance(outcome, str) else outcome.__name__
+
+
+class AccessRolesMixin:
+    """The seven roles of the access tables, as real users."""
+
+    @classmethod
+    def setup_roles(cls):
+        cls.other_company = cls.env["res.company"].create({"name": "Andere BV"})
+
+        def user(login, groups, company=cls.company):
+            return new_test_user(
+                cls.env,
+                login=login,
+                groups=groups,
+                company_id=company.id,
+                company_ids=[(6, 0, company.ids)],
+            )
+
+        cls.users = {
+            PUBLIC: cls.env.ref("base.public_user"),
+            PORTAL: user("abc_acl_portal", "base.group_portal"),
+            USER: user("abc_acl_user", "base.group_user"),
+            ACCOUNTANT: user("abc_acl_accountant", "base.group_user,account.group_account_user"),
+            MANAGER: user("abc_acl_manager", "base.group_user,account.group_account_manager"),
+            ADMIN: user(
+                "abc_acl_admin",
+                "base.group_user,base.group_system,account.group_account_manager",
+            ),
+            STRANGER: user(
+                "abc_acl_stranger",
+                "base.group_user,account.group_account_manager",
+                company=cls.other_company,
+            ),
+        }

@@ -8,10 +8,11 @@ from odoo.tests import tagged
 
 from ..models import const
 from ..sandbox import signing
-from .common import INSTANT_FETCH, BankConnectionHttpCase
-from .test_access import (
+from .common import (
     ACCOUNTANT,
     ADMIN,
+    CALLBACKS_PER_SUCCESS,
+    INSTANT_FETCH,
     MANAGER,
     OK,
     PORTAL,
@@ -20,7 +21,8 @@ from .test_access import (
     STRANGER,
     USER,
     AccessRolesMixin,
-    name,
+    BankConnectionHttpCase,
+    outcome_name,
 )
 
 # The return route (auth=user) with a state started by the accounting manager, per role:
@@ -46,8 +48,6 @@ RETURN_WITH_OWN_STATE = {
 # The callback route (auth=public): the Signature is the authentication, whoever posts.
 CALLBACK_UNSIGNED = {role: 403 for role in ROLES}
 CALLBACK_SIGNED = {role: 200 for role in ROLES}
-
-CALLBACKS_PER_CONNECT = 8  # six notify stages, two identical successes
 
 
 @tagged("post_install", "-at_install")
@@ -79,7 +79,7 @@ class TestRouteAccess(AccessRolesMixin, BankConnectionHttpCase):
         self.env.flush_all()
         params = self.connect(user=user)
         self.connects += 1
-        self.wait_for_callbacks(self.connects * CALLBACKS_PER_CONNECT)
+        self.wait_for_callbacks(self.connects * CALLBACKS_PER_SUCCESS)
         self.env.invalidate_all()
         return params
 
@@ -110,7 +110,7 @@ class TestRouteAccess(AccessRolesMixin, BankConnectionHttpCase):
             )
         if not good:
             mismatches.append(
-                f"{role}: expected {name(expected)}, got {response.status_code} "
+                f"{role}: expected {outcome_name(expected)}, got {response.status_code} "
                 f"(used: {bool(session.used_at)}, created: {created})"
             )
 
@@ -142,12 +142,7 @@ class TestRouteAccess(AccessRolesMixin, BankConnectionHttpCase):
         self.assertFalse(mismatches, "\n" + "\n".join(mismatches))
 
     def test_the_callback_route_listens_to_the_signature_not_to_who_posts(self):
-        self.env.flush_all()
-        params = self.connect()
-        self.wait_for_callbacks(CALLBACKS_PER_CONNECT)
-        self.env.invalidate_all()
-        connection = self.finish(params)
-        self.env.flush_all()
+        connection = self.connected()
         url = f"{self.base_url()}{const.CALLBACK_ROUTE}/notify"
         mismatches = []
         for role in ROLES:

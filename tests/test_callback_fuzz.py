@@ -27,13 +27,12 @@ from odoo.tests import tagged
 
 from ..models import const
 from ..saltedge_client import generate_key_pair
-from ..sandbox import complete_connect, signing
-from .common import INSTANT_FETCH, BankConnectionHttpCase
+from ..sandbox import signing
+from .common import CALLBACKS_PER_SUCCESS, INSTANT_FETCH, BankConnectionHttpCase
 
 _logger = logging.getLogger(__name__)
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261125"))
-CALLBACKS_PER_SUCCESS = 8  # six notify stages, two identical successes
 MAX_CALLBACK_BYTES = 64 * 1024
 
 # The tables a callback could touch, each row as an md5 of its whole content: a changed
@@ -87,8 +86,8 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
             {"name": "Andere Firma BV", "country_id": self.env.ref("base.be").id}
         )
         self.env.user.company_ids |= self.other_company
-        self.connection = self.connected(self.company, "kbc_sandbox_be", self.kbc_journal)
-        self.other_connection = self.connected(self.other_company, "belfius_sandbox_be")
+        self.connection = self.connected("kbc_sandbox_be")
+        self.other_connection = self.connected("belfius_sandbox_be", company=self.other_company)
         self.assertNotEqual(
             self.connection.saltedge_customer_id, self.other_connection.saltedge_customer_id
         )
@@ -97,20 +96,6 @@ class TestCallbackFuzzing(BankConnectionHttpCase):
         self.assertEqual({record["status"] for record in self.delivered}, {200})
 
     # --- helpers ---------------------------------------------------------------------
-
-    def connected(self, company, provider_code, journal=None):
-        """Bank verbinden for ``company`` through the sandbox's screens, and back, once
-        Odoo has answered the connect's callbacks (they share the test's cursor)."""
-        already = len(self.sandbox_get("callbacks"))
-        Connection = self.env["account.bank.connection"]
-        action = Connection._saltedge_start_connect(company, provider_code, journal=journal)
-        self.env.flush_all()
-        url = complete_connect(action["url"])
-        self.wait_for_callbacks(already + CALLBACKS_PER_SUCCESS)
-        self.env.invalidate_all()
-        connection = self.finish(self.return_params(url))
-        self.env.flush_all()
-        return connection
 
     def url(self, kind):
         return f"{self.base_url()}{const.CALLBACK_ROUTE}/{kind}"

@@ -25,6 +25,8 @@ from .common import (
     KBC_CURRENT,
     KBC_SAVINGS,
     BankConnectionCase,
+    first_import,
+    import_transactions,
 )
 
 CONSENT_DAYS = 180
@@ -52,10 +54,6 @@ class TestConnectionFlow(BankConnectionCase):
         )
         moment = now + datetime.timedelta(days=days)
         return moment.astimezone(pytz.timezone("Europe/Brussels")).date()
-
-    def connected(self, provider_code="kbc_sandbox_be", journal=None, **widget):
-        """A finished connect: the connection as the return controller leaves it."""
-        return self.finish(self.connect(provider_code, journal=journal, **widget))
 
     def account_of(self, connection, iban):
         return connection.account_ids.filtered(lambda account: account.iban == iban)
@@ -150,7 +148,7 @@ class TestConnectionFlow(BankConnectionCase):
         with self.assertRaises(UserError):
             savings.action_create_journal()
         # The new journal receives the account's transactions.
-        self.assertGreater(connection._import_transactions(), 0)
+        self.assertGreater(import_transactions(connection), 0)
         lines = self.env["account.bank.statement.line"].search([("journal_id", "=", journal.id)])
         self.assertTrue(lines)
         self.assertTrue(all(lines.mapped("saltedge_transaction_id")))
@@ -251,7 +249,7 @@ class TestConnectionFlow(BankConnectionCase):
 
     def test_the_first_import_fills_the_journal_and_a_second_run_adds_nothing(self):
         connection = self.connected(account_ibans=[KBC_CURRENT])
-        imported = connection._saltedge_first_import()
+        imported = first_import(connection)
         Line = self.env["account.bank.statement.line"]
         domain = [
             ("journal_id", "=", self.kbc_journal.id),
@@ -260,10 +258,10 @@ class TestConnectionFlow(BankConnectionCase):
         self.assertGreater(imported, 0, connection.last_error)
         self.assertEqual(Line.search_count(domain), imported)
         self.assertTrue(connection.last_sync, connection.last_error)
-        self.assertEqual(connection._import_transactions(), 0)
+        self.assertEqual(import_transactions(connection), 0)
         # Even from the start again, a transaction is never imported twice.
         connection.account_ids.last_transaction_id = False
-        self.assertEqual(connection._import_transactions(), 0)
+        self.assertEqual(import_transactions(connection), 0)
         self.assertEqual(Line.search_count(domain), imported)
 
     # --- renew -----------------------------------------------------------------------

@@ -71,6 +71,14 @@ class TestDatabaseConstraints(TransactionCase):
             {**values, "journal_id": self.other_journal.id, "saltedge_transaction_id": "tx-1"}
         )
         self.env.flush_all()
+        rows = self.env.execute_query(
+            SQL(
+                "SELECT journal_id FROM account_bank_statement_line "
+                "WHERE saltedge_transaction_id = %s ORDER BY journal_id",
+                "tx-1",
+            )
+        )
+        self.assertEqual(rows, [(self.journal.id,), (self.other_journal.id,)])
 
     def test_a_salt_edge_connection_is_linked_once_per_company(self):
         self.assert_database_refuses(

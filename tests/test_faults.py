@@ -26,8 +26,14 @@ from odoo.tests.common import _super_send
 
 from ..models import const
 from ..sandbox.providers import belgian_iban
-from .common import INSTANT_FETCH, BankConnectionCase
-from .test_import import N_BANK, ImportMixin
+from .common import (
+    INSTANT_FETCH,
+    N_BANK,
+    SECRET,
+    BankConnectionCase,
+    ImportMixin,
+    first_import,
+)
 
 # The timeout last: it shortens the client's timeout for the rest of the test method.
 FAULT_KINDS = ("429", "500", "garbage", "truncated", "timeout")
@@ -38,7 +44,7 @@ N_TRANSACTIONS = 12
 PAGE_SIZE = 5
 N_IBAN = belgian_iban(954, 1000001)
 UPDATES_BANK = "fakebank_with_updates_xf"
-SECRET = "test-secret-never-logged"
+UPDATES_IBAN = belgian_iban(955, 1000001)
 MODULE_LOGGER = "odoo.addons.account_bank_connection"
 
 # What the error recorded on a connection or a run names, per fault.
@@ -68,7 +74,7 @@ class TestFaults(ImportMixin, BankConnectionCase):
         cls.Connection = cls.env["account.bank.connection"]
         cls.Line = cls.env["account.bank.statement.line"]
         cls.n_journal = cls._bank_journal("Fake N", "FAKN", N_IBAN)
-        cls.updates_journal = cls._bank_journal("Fake upd", "FAKU", belgian_iban(955, 1000001))
+        cls.updates_journal = cls._bank_journal("Fake upd", "FAKU", UPDATES_IBAN)
         euro = cls.env.ref("base.EUR")
         euro.active = True
         (cls.n_journal | cls.updates_journal).currency_id = euro
@@ -168,7 +174,7 @@ class TestFaults(ImportMixin, BankConnectionCase):
 
     def connect_and_import(self):
         connection = self.connected(N_BANK, journal=self.n_journal)
-        connection._saltedge_first_import()
+        first_import(connection)
         self.assert_imported_once(connection, self.n_journal)
         return connection
 
@@ -219,7 +225,7 @@ class TestFaults(ImportMixin, BankConnectionCase):
                 self.clear_faults()
                 connection = self.finish(params)
             self.assertEqual(connection.state, "connected")
-            connection._saltedge_first_import()
+            first_import(connection)
             self.assert_imported_once(connection, self.n_journal)
 
         self.for_each_fault(case, interactive=True)
@@ -240,7 +246,7 @@ class TestFaults(ImportMixin, BankConnectionCase):
                 self.assertFalse(self.Connection.search([]))
                 self.clear_faults()
                 connection = self.finish(params)
-                connection._saltedge_first_import()
+                first_import(connection)
                 self.assert_imported_once(connection, self.n_journal)
 
     def test_a_person_waiting_gets_one_retry_and_an_answer_within_the_actions_budget(self):
@@ -281,8 +287,8 @@ class TestFaults(ImportMixin, BankConnectionCase):
         # bank has new transactions at every refresh.
         self.reset_sandbox()
         journal = self.updates_journal
-        connection = self.connected(UPDATES_BANK, journal=journal)
-        connection._saltedge_first_import()
+        connection = self.connected(UPDATES_BANK, journal=journal, account_ibans=[UPDATES_IBAN])
+        first_import(connection)
         self.assert_imported_once(connection, journal)
         path = f"/connections/{connection.saltedge_connection_id}/background_refresh"
         for kind in FAULT_KINDS:

@@ -22,11 +22,13 @@ from ..odoo_series import holding_http_requests, user_groups_field
 from ..saltedge_client import generate_key_pair
 from ..sandbox import complete_connect, signing
 from ..sandbox.providers import belgian_iban
-from .common import INSTANT_FETCH, KBC_SAVINGS, BankConnectionHttpCase
-
-# A successful connect or refresh: notify for six stages, then two identical successes.
-CALLBACKS_PER_SUCCESS = 8
-N_BANK = "fakebank_oauth_with_n_transactions_xf"
+from .common import (
+    CALLBACKS_PER_SUCCESS,
+    INSTANT_FETCH,
+    KBC_SAVINGS,
+    N_BANK,
+    BankConnectionHttpCase,
+)
 
 
 @tagged("post_install", "-at_install")
@@ -53,17 +55,6 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.wait_for_callbacks(expected_callbacks)
         self.env.invalidate_all()
         return url
-
-    def connected(self):
-        """A connection made through the model (as the return route would), with the
-        connect's callbacks already answered, everything flushed for the HTTP threads."""
-        self.env.flush_all()
-        params = self.connect()
-        self.wait_for_callbacks(CALLBACKS_PER_SUCCESS)
-        self.env.invalidate_all()
-        connection = self.finish(params)
-        self.env.flush_all()
-        return connection
 
     def then_wait_for_callbacks(self, count):
         self.wait_for_callbacks(count)
@@ -184,9 +175,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
             self.env.flush_all()
             self.assertEqual(self.import_from_the_waiting_page(session_url), {"done": True})
         self.env.invalidate_all()
-        remote = connection._saltedge_client().list_transactions(
-            connection.saltedge_connection_id, connection.account_ids.saltedge_account_id
-        )
+        remote = self.remote_transactions(connection, connection.account_ids)
         ids = sorted(str(transaction["id"]) for transaction in remote)
         lines = self.lines_of(journal).filtered(
             lambda line: not line.saltedge_transaction_id.startswith("opening:")
@@ -255,9 +244,7 @@ class TestHttpRoutes(BankConnectionHttpCase):
         self.env.invalidate_all()
         self.assertEqual(len(connection.import_run_ids), 1)
         self.assertEqual(connection.import_run_ids.state, "done")
-        remote = connection._saltedge_client().list_transactions(
-            connection.saltedge_connection_id, connection.account_ids.saltedge_account_id
-        )
+        remote = self.remote_transactions(connection, connection.account_ids)
         ids = sorted(str(transaction["id"]) for transaction in remote)
         lines = self.lines_of(journal)
         imported = [key for key in lines.mapped("saltedge_transaction_id") if ":" not in key]

@@ -23,75 +23,26 @@ from ..models import const
 from ..sandbox.ledger import drafts_for_period
 from ..sandbox.providers import BUSINESS_HOLDER, PROVIDERS_BY_CODE, belgian_iban
 from .common import (
+    BELFIUS_CURRENT,
     INSTANT_FETCH,
     KBC_CURRENT,
+    N_BANK,
     BankConnectionCase,
     CommittedConnectionMixin,
+    ImportMixin,
     SandboxMixin,
-    ServerShapeMixin,
+    first_import,
+    import_transactions,
+    journal_balance,
+    opening_line,
 )
 
 IMPORT_LOGGER = import_module._logger.name
-N_BANK = "fakebank_oauth_with_n_transactions_xf"
 PENDING_BANK = "fakebank_oauth_with_pending_xf"
+PENDING_IBAN = belgian_iban(953, 1000001)
 ING_CURRENT = "BE38068556677872"
 N_TRANSACTIONS = 250  # three pages of at most 100
 STRUCTURED = r"\+\+\+\d{3}/\d{4}/\d{5}\+\+\+"
-
-
-class ImportMixin(ServerShapeMixin):
-    """Helpers shared by the import tests. The exactly-once tests import through
-    ``run_scheduled_action`` and ``import_now``: with a cold cache, as a server does."""
-
-    Line = None
-
-    def connected(self, provider_code="kbc_sandbox_be", journal=None, ibans=None):
-        """A finished connect of only the current account (``ibans``), without import."""
-        journal = journal if journal is not None else self.kbc_journal
-        ibans = ibans or [journal.bank_acc_number.replace(" ", "")]
-        return self.finish(self.connect(provider_code, journal=journal, account_ibans=ibans))
-
-    def run_import(self, connection, trigger="manual"):
-        return connection.sudo()._run_import(trigger)
-
-    def runs_of(self, connection):
-        """The connection's import runs, the newest first."""
-        return self.env["account.bank.import.run"].search([("connection_id", "=", connection.id)])
-
-    def messages_of(self, connection, text):
-        return connection.message_ids.filtered(lambda message: text in (message.body or ""))
-
-    def refreshes(self, connection):
-        return self.sandbox_api_requests(
-            "POST", f"/connections/{connection.saltedge_connection_id}/background_refresh"
-        )
-
-    def add_fault(self, **fault):
-        self.sandbox_control("faults", fault)
-
-    def freeze_sandbox_at(self, day):
-        self.sandbox_control("clock", {"now": f"{day.isoformat()}T12:00:00Z", "freeze": True})
-
-    def imported(self, journal):
-        """The journal's lines that are Salt Edge transactions (not the opening line)."""
-        return self.Line.search(
-            [
-                ("journal_id", "=", journal.id),
-                ("saltedge_transaction_id", "!=", False),
-                ("saltedge_transaction_id", "not like", "opening:%"),
-            ]
-        )
-
-    def journal_balance(self, journal):
-        return sum(self.Line.search([("journal_id", "=", journal.id)]).mapped("amount"))
-
-    def assert_journal_is_the_banks(self, journal, connection, account):
-        """``journal`` holds what the bank says ``account`` holds."""
-        self.assertAlmostEqual(
-            self.journal_balance(journal),
-            self.remote_balance(connection, account),
-            places=2,
-        )
 
 
 class TestImport(ImportMixin, BankConnectionCase):
@@ -103,7 +54,7 @@ class TestImport(ImportMixin, BankConnectionCase):
         cls.Connection = cls.env["account.bank.connection"]
         cls.Line = cls.env["account.bank.statement.line"]
         cls.n_journal = cls._bank_journal("Fake N", "FAKN", belgian_iban(954, 1000001))
-        cls.pending_journal = cls._bank_journal("Fake pending", "FAKP", belgian_iban(953, 1000001))
+        cls.pending_journal = cls._bank_journal("Fake pending", "FAKP", PENDING_IBAN)
         # The sandbox banks keep their books in euros; so do their journals here.
         euro = cls.env.ref("base.EUR")
         euro.active = True
@@ -118,7 +69,7 @@ class TestImport(ImportMixin, BankConnectionCase):
     # --- the first import ------------------------------------------------------------
 
     def test_the_first_import_brings_every_posted_transaction_once_and_an_opening_line(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         created = self.import_now(connection, "first")[0].created_count
         remote = self.remote_transactions(connection, account)
@@ -128,7 +79,7 @@ class TestImport(ImportMixin, BankConnectionCase):
             sorted(lines.mapped("saltedge_transaction_id")), sorted(str(t["id"]) for t in remote)
         )
         # The opening line says what the bank held before the oldest transaction.
-        opening = account.opening_line_id
+        opening = opening_line(account)
         bank_balance = self.remote_balance(connection, account)
         self.assertTrue(opening)
         self.assertEqual(created, len(remote) + 1)
@@ -136,9 +87,9 @@ class TestImport(ImportMixin, BankConnectionCase):
             opening.amount, bank_balance - sum(t["amount"] for t in remote), places=2
         )
         self.assertLess(opening.date, min(lines.mapped("date")))
-        self.assertAlmostEqual(self.journal_balance(self.kbc_journal), bank_balance, places=2)
+        self.assertAlmostEqual(journal_balance(self.kbc_journal), bank_balance, places=2)
         self.assertTrue(account.first_sync_done)
-        self.assertFalse(connection.balance_mismatch)
+        self.assertFalse(connection.balance_mismatch_note)
         self.assertEqual(account.last_transaction_id, max((str(t["id"]) for t in remote), key=int))
         run = connection.import_run_ids
         self.assertEqual(len(run), 1)
@@ -168,18 +119,18 @@ class TestImport(ImportMixin, BankConnectionCase):
         remote = self.assert_each_bank_transaction_once(connection, journal)
         account = connection.account_ids.filtered(lambda a: a.journal_id == journal)
         self.assert_journal_is_the_banks(journal, connection, account)
-        self.assertFalse(connection.balance_mismatch, connection.balance_mismatch_note)
+        self.assertFalse(connection.balance_mismatch_note)
         return remote
 
     def test_reconnecting_after_a_disconnect_books_no_transaction_twice(self):
-        first = self.connected()
+        first = self.connected(account_ibans=[KBC_CURRENT])
         self.run_scheduled_action()
         lines_before = len(self.Line.search([("journal_id", "=", self.kbc_journal.id)]))
         first.action_disconnect()
         self.assertFalse(self.kbc_journal.bank_connection_id)
         # Connect bank again on the same journal: a new Salt Edge connection, new ids for
         # the same bank transactions.
-        second = self.connected()
+        second = self.connected(account_ibans=[KBC_CURRENT])
         self.assertNotEqual(second, first)
         self.assertNotEqual(second.saltedge_connection_id, first.saltedge_connection_id)
         [run] = self.run_scheduled_action()
@@ -188,12 +139,12 @@ class TestImport(ImportMixin, BankConnectionCase):
         lines = self.Line.search([("journal_id", "=", self.kbc_journal.id)])
         self.assertEqual(len(lines), lines_before, "nothing booked twice, no second opening")
         self.assertEqual((run.created_count, run.matched_count), (0, len(remote)))
-        self.assertFalse(second.account_ids.opening_line_id)
+        self.assertFalse(opening_line(second.account_ids))
 
     def test_a_new_connection_after_expiry_takes_the_journal_over_and_books_nothing_twice(self):
         # A bank that gives 90 days of consent, as many Belgian banks still do.
         self.env["ir.config_parameter"].sudo().set_param(const.PARAM_CONSENT_DAYS, "90")
-        first = self.connected()
+        first = self.connected(account_ibans=[KBC_CURRENT])
         self.run_scheduled_action()
         # The connection lives its life: two days before its consent ends Salt Edge
         # refreshes it by itself and the hourly import brings the new days.
@@ -207,7 +158,7 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.advance_sandbox_days(3)
         self.Connection._cron_check_consents()
         self.assertEqual(first.state, "expired")
-        second = self.connected()
+        second = self.connected(account_ibans=[KBC_CURRENT])
         self.assertEqual(self.kbc_journal.bank_connection_id, second)
         self.assertEqual(second.account_ids.journal_id, self.kbc_journal)
         self.assertFalse(first.account_ids.journal_id)
@@ -221,12 +172,12 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertEqual(
             (run.matched_count, run.created_count), (len(known), len(remote) - len(known))
         )
-        self.assertFalse(second.account_ids.opening_line_id)
+        self.assertFalse(opening_line(second.account_ids))
 
     def forget_the_bank(self):
         """What the bank will show, read through a connection that is then forgotten
         (Salt Edge included): ``(transactions, balance)``."""
-        probe = self.connected()
+        probe = self.connected(account_ibans=[KBC_CURRENT])
         remote = self.remote_transactions(probe, probe.account_ids)
         balance = self.remote_balance(probe, probe.account_ids)
         probe.action_disconnect()
@@ -261,12 +212,12 @@ class TestImport(ImportMixin, BankConnectionCase):
                 for index, transaction in enumerate(oldest)
             ]
         )
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         [run] = self.run_scheduled_action()
         remote = self.assert_the_journal_is_the_banks_once(connection, self.kbc_journal)
         self.assertEqual((run.matched_count, run.created_count), (20, len(remote) - 20))
         self.assertEqual(len(file_lines.filtered("saltedge_transaction_id")), 20)
-        self.assertFalse(connection.account_ids.opening_line_id)
+        self.assertFalse(opening_line(connection.account_ids))
 
     def test_lines_of_a_file_import_are_matched_by_counts_and_no_opening_hides_a_gap(self):
         # The statement had three of the bank's transactions; one of them twice, as two
@@ -292,7 +243,7 @@ class TestImport(ImportMixin, BankConnectionCase):
                 }
             ]
         )
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         [run] = self.run_scheduled_action()
         remote = self.assert_each_bank_transaction_once(connection, self.kbc_journal)
         # Three lines matched (one each), the fourth (an equal payment the bank does not
@@ -301,12 +252,12 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertEqual(run.created_count, len(remote) - 3)
         self.assertEqual(len(file_lines.filtered("saltedge_transaction_id")), 3)
         # The journal had a history: no opening line; the difference is said, not hidden.
-        self.assertFalse(connection.account_ids.opening_line_id)
-        self.assertTrue(connection.balance_mismatch)
+        self.assertFalse(opening_line(connection.account_ids))
+        self.assertTrue(connection.balance_mismatch_note)
         self.assertIn(self.kbc_journal.display_name, connection.balance_mismatch_note)
 
     def test_genuine_twins_at_the_bank_are_both_kept_and_an_earlier_line_matches_one(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         self.run_scheduled_action()
         # The bank books two equal payments on one day (the same parking, twice); the
@@ -340,9 +291,9 @@ class TestImport(ImportMixin, BankConnectionCase):
         self.assertEqual(len(twins), 2)
 
     def test_a_line_has_the_date_amount_communication_counterparty_and_foreign_amount(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
-        connection._saltedge_first_import()
+        first_import(connection)
         lines = {line.saltedge_transaction_id: line for line in self.imported(self.kbc_journal)}
         seen = {"structured": 0, "payer": 0, "payee": 0, "foreign": 0}
         for transaction in self.remote_transactions(connection, account):
@@ -375,13 +326,13 @@ class TestImport(ImportMixin, BankConnectionCase):
     # --- exactly once ----------------------------------------------------------------
 
     def test_a_second_run_and_a_run_from_the_start_import_nothing_twice(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
-        first = connection._saltedge_first_import()
+        first = first_import(connection)
         path = f"connections/{connection.saltedge_connection_id}/add_transactions"
         added = self.sandbox_control(path, {"count": 5, "account_id": account.saltedge_account_id})
-        self.assertEqual(connection._import_transactions(), 5)
-        self.assertEqual(connection._import_transactions(), 0)
+        self.assertEqual(import_transactions(connection), 5)
+        self.assertEqual(import_transactions(connection), 0)
         # Even from the consent's start again every transaction is a known one.
         account.last_transaction_id = False
         run, error = self.run_import(connection)
@@ -401,16 +352,16 @@ class TestImport(ImportMixin, BankConnectionCase):
         """The work of a run beyond its lines: the balance is summed once when the opening
         line is booked (it makes the journal's balance the bank's), and a run that finds
         every account linked and unchanged writes no account and looks for no journal."""
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         Account = type(connection.account_ids)
         Connection = type(connection)
         with patch.object(
             Account, "_journal_balance", autospec=True, side_effect=Account._journal_balance
         ) as sums:
-            connection._saltedge_first_import()
-        self.assertTrue(connection.account_ids.opening_line_id)
+            first_import(connection)
+        self.assertTrue(opening_line(connection.account_ids))
         self.assertEqual(sums.call_count, 1)
-        self.assertFalse(connection.balance_mismatch)
+        self.assertFalse(connection.balance_mismatch_note)
         with (
             patch.object(Account, "write", autospec=True, side_effect=Account.write) as writes,
             patch.object(
@@ -426,9 +377,9 @@ class TestImport(ImportMixin, BankConnectionCase):
                 side_effect=Connection._saltedge_started_from,
             ) as started_from,
         ):
-            self.assertEqual(connection._import_transactions(), 0)
+            self.assertEqual(import_transactions(connection), 0)
         written = {name for call in writes.call_args_list for name in call.args[1]}
-        self.assertFalse(written & {"name", "iban", "currency_id", "balance", "nature"}, written)
+        self.assertFalse(written & {"name", "iban", "currency_id", "balance"}, written)
         self.assertEqual((links.call_count, started_from.call_count), (0, 0))
         # The bank's balance moves: that, and only that, is written.
         path = f"connections/{connection.saltedge_connection_id}/add_transactions"
@@ -436,15 +387,15 @@ class TestImport(ImportMixin, BankConnectionCase):
             path, {"count": 2, "account_id": connection.account_ids.saltedge_account_id}
         )
         with patch.object(Account, "write", autospec=True, side_effect=Account.write) as writes:
-            self.assertEqual(connection._import_transactions(), 2)
+            self.assertEqual(import_transactions(connection), 2)
         written = {name for call in writes.call_args_list for name in call.args[1]}
         self.assertIn("balance", written)
-        self.assertFalse(written & {"name", "iban", "currency_id", "nature"}, written)
+        self.assertFalse(written & {"name", "iban", "currency_id"}, written)
         self.assert_journal_is_the_banks(self.kbc_journal, connection, connection.account_ids)
-        self.assertFalse(connection.balance_mismatch)
+        self.assertFalse(connection.balance_mismatch_note)
 
     def test_a_foreign_currency_is_looked_up_once_a_run_not_once_a_page(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         remote = self.remote_transactions(connection, account)
         codes = {
@@ -463,32 +414,15 @@ class TestImport(ImportMixin, BankConnectionCase):
         with patch.object(
             Account, "_foreign_currency", autospec=True, side_effect=Account._foreign_currency
         ) as lookups:
-            connection._saltedge_first_import()
+            first_import(connection)
         self.assertEqual(sorted(call.args[1] for call in lookups.call_args_list), sorted(codes))
         foreign = self.imported(self.kbc_journal).filtered("foreign_currency_id")
         self.assertEqual(set(foreign.foreign_currency_id.mapped("name")), codes)
 
-    def test_the_database_refuses_a_transaction_twice_in_one_journal(self):
-        connection = self.connected()
-        connection._saltedge_first_import()
-        line = self.imported(self.kbc_journal)[:1]
-        vals = {
-            "journal_id": self.kbc_journal.id,
-            "date": line.date,
-            "amount": line.amount,
-            "payment_ref": line.payment_ref,
-            "saltedge_transaction_id": line.saltedge_transaction_id,
-        }
-        with self.assertRaises(psycopg2.IntegrityError), mute_logger("odoo.sql_db"):
-            with self.env.cr.savepoint():
-                self.Line.create(vals)
-        # The same transaction in another journal is another journal's business.
-        self.assertTrue(self.Line.create(dict(vals, journal_id=self.belfius_journal.id)))
-
     def test_a_page_that_repeats_a_transaction_or_mixes_old_and_new_creates_each_once(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
-        connection._saltedge_first_import()
+        first_import(connection)
         cursor = account.last_transaction_id
         path = f"connections/{connection.saltedge_connection_id}/add_transactions"
         self.sandbox_control(path, {"count": 3, "account_id": account.saltedge_account_id})
@@ -520,7 +454,9 @@ class TestImport(ImportMixin, BankConnectionCase):
         ):
             day -= datetime.timedelta(days=1)
         self.freeze_sandbox_at(day)
-        connection = self.connected(PENDING_BANK, journal=self.pending_journal)
+        connection = self.connected(
+            PENDING_BANK, journal=self.pending_journal, account_ibans=[PENDING_IBAN]
+        )
         account = connection.account_ids
         self.import_now(connection, "first")
         pending = self.remote_transactions(connection, account, pending=True)
@@ -552,14 +488,14 @@ class TestImport(ImportMixin, BankConnectionCase):
         remote = self.remote_transactions(connection, account)
         self.assertEqual(len(self.imported(self.pending_journal)), len(remote))
         self.assert_journal_is_the_banks(self.pending_journal, connection, account)
-        self.assertFalse(connection.balance_mismatch)
+        self.assertFalse(connection.balance_mismatch_note)
 
     def test_a_refresh_is_asked_at_most_every_six_hours_and_not_now_is_no_error(self):
         self.freeze_sandbox_at(datetime.date.today())
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         # The connect fetched everything: the first import asks no refresh.
-        connection._saltedge_first_import()
-        connection._import_transactions()
+        first_import(connection)
+        import_transactions(connection)
         self.assertEqual(self.refreshes(connection), [])
         # Six hours later Odoo asks; Salt Edge says "not yet" (its own interval), which
         # is no error: what it has is imported.
@@ -589,9 +525,9 @@ class TestImport(ImportMixin, BankConnectionCase):
     # --- balances --------------------------------------------------------------------
 
     def test_a_journal_balance_that_differs_from_the_banks_is_flagged_once(self):
-        connection = self.connected()
-        connection._saltedge_first_import()
-        self.assertFalse(connection.balance_mismatch)
+        connection = self.connected(account_ibans=[KBC_CURRENT])
+        first_import(connection)
+        self.assertFalse(connection.balance_mismatch_note)
         # Somebody books a line of their own in the connected journal.
         manual = self.Line.create(
             {
@@ -601,16 +537,16 @@ class TestImport(ImportMixin, BankConnectionCase):
                 "payment_ref": "Cash deposit",
             }
         )
-        connection._import_transactions()
-        self.assertTrue(connection.balance_mismatch)
+        import_transactions(connection)
+        self.assertTrue(connection.balance_mismatch_note)
         self.assertIn(self.kbc_journal.name, connection.balance_mismatch_note)
         self.assertEqual(len(self.messages_of(connection, "differs from the bank")), 1)
-        connection._import_transactions()
-        self.assertTrue(connection.balance_mismatch)
+        import_transactions(connection)
+        self.assertTrue(connection.balance_mismatch_note)
         self.assertEqual(len(self.messages_of(connection, "differs from the bank")), 1)
         manual.unlink()
-        connection._import_transactions()
-        self.assertFalse(connection.balance_mismatch)
+        import_transactions(connection)
+        self.assertFalse(connection.balance_mismatch_note)
         self.assertFalse(connection.balance_mismatch_note)
         self.assertEqual(len(self.messages_of(connection, "match the bank")), 1)
 
@@ -631,7 +567,7 @@ class TestImport(ImportMixin, BankConnectionCase):
         )
         self.assertEqual((run.state, run.created_count, run.fetched_count), ("running", 100, 100))
         self.assertEqual(connection.resume_run_id, run)
-        self.assertFalse(account.opening_line_id, "no opening line for part of the history")
+        self.assertFalse(opening_line(account), "no opening line for part of the history")
         # The rest follows in the background even if nobody keeps the page open.
         self.assertTrue(connection.import_requested)
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), triggers + 1)
@@ -649,7 +585,7 @@ class TestImport(ImportMixin, BankConnectionCase):
         )
         self.assertFalse(connection.resume_run_id)
         self.assertFalse(connection.import_requested)
-        self.assertTrue(account.opening_line_id)
+        self.assertTrue(opening_line(account))
         self.assert_journal_is_the_banks(self.n_journal, connection, account)
 
     def test_slices_resume_one_run_and_its_count_grows_until_all_is_in(self):
@@ -692,7 +628,7 @@ class TestImport(ImportMixin, BankConnectionCase):
         )
         self.assertEqual(account.last_transaction_id, str(remote[99]["id"]))
         self.assertFalse(account.first_sync_done)
-        self.assertFalse(account.opening_line_id)
+        self.assertFalse(opening_line(account))
         # The next run goes on from there.
         [rerun] = self.run_scheduled_action()
         lines = self.imported(self.n_journal)
@@ -704,13 +640,15 @@ class TestImport(ImportMixin, BankConnectionCase):
             (rerun.state, rerun.created_count, rerun.duplicate_count), ("done", 151, 1)
         )
         self.assertFalse(connection.last_error)
-        self.assertTrue(account.opening_line_id)
+        self.assertTrue(opening_line(account))
         self.assert_journal_is_the_banks(self.n_journal, connection, account)
 
     def test_one_broken_connection_does_not_stop_the_two_others(self):
         ing_journal = self._bank_journal("ING", "INGT", ING_CURRENT)
-        kbc = self.connected()
-        belfius = self.connected("belfius_sandbox_be", journal=self.belfius_journal)
+        kbc = self.connected(account_ibans=[KBC_CURRENT])
+        belfius = self.connected(
+            "belfius_sandbox_be", journal=self.belfius_journal, account_ibans=[BELFIUS_CURRENT]
+        )
         ing = self.connected("ing_sandbox_be", journal=ing_journal)
         # Salt Edge no longer knows the ING connection (removed on its side).
         ing.saltedge_connection_id = "999999999999"
@@ -739,7 +677,7 @@ class TestImport(ImportMixin, BankConnectionCase):
     # --- buttons and history ---------------------------------------------------------
 
     def test_fetch_transactions_on_the_journal_imports_and_says_how_many(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         accountant = new_test_user(
             self.env,
             login="import_accountant",
@@ -863,7 +801,7 @@ class TestParallelImport(ImportMixin, CommittedConnectionMixin, SandboxMixin, Tr
             self.assertEqual(sum(runs.mapped("created_count")), N_TRANSACTIONS + 1)
             self.assertEqual(set(runs.mapped("state")), {"done"})
             self.assertFalse(connection.last_error)
-            self.assertFalse(connection.balance_mismatch)
+            self.assertFalse(connection.balance_mismatch_note)
 
     def remove_triggers_after(self, last_trigger):
         with self.registry.cursor() as cr:

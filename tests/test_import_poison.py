@@ -20,6 +20,8 @@ from .common import (
     BankConnectionCase,
     CommittedConnectionMixin,
     SandboxMixin,
+    journal_balance,
+    opening_line,
 )
 
 IMPORT_LOGGER = import_module._logger.name
@@ -50,10 +52,6 @@ class PoisonMixin:
         )
         return sorted(lines.mapped("saltedge_transaction_id"))
 
-    def journal_balance(self, env, journal_id):
-        lines = env["account.bank.statement.line"].search([("journal_id", "=", journal_id)])
-        return sum(lines.mapped("amount"))
-
     def expected_ids(self, remote, skipped=()):
         """Every transaction of the bank that is valid, once."""
         skipped = {str(item["id"]) for item in skipped}
@@ -78,9 +76,6 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         super().setUp()
         self.reset_sandbox()
 
-    def connected(self, ibans=(KBC_CURRENT,)):
-        return self.finish(self.connect(journal=self.kbc_journal, account_ibans=list(ibans)))
-
     def cron(self):
         """The hourly scheduled action as a server runs it: a fresh environment."""
         self.env.invalidate_all()
@@ -101,7 +96,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
     # --- text that PostgreSQL refuses or that is no text -------------------------------
 
     def test_a_nul_in_the_description_and_the_payer_is_removed_and_the_line_imported(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         self.add(connection, account, count=2)
         [poison] = self.add(
@@ -121,7 +116,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         self.assertEqual(line.amount, 125.5)
         self.assert_journal_holds_the_bank(connection, account, self.kbc_journal)
         self.assertAlmostEqual(
-            self.journal_balance(self.env, self.kbc_journal.id),
+            journal_balance(self.kbc_journal),
             self.remote_balance(connection, account),
             places=2,
         )
@@ -129,7 +124,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         self.assertFalse(self.skip_messages(connection))
 
     def test_numbers_for_the_description_and_the_payer_become_text(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         [poison] = self.add(
             connection,
@@ -161,7 +156,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         self.assertEqual((line.amount, line.payment_ref, line.partner_name), (-7.25, "/", False))
         self.assert_journal_holds_the_bank(connection, account, self.kbc_journal)
         self.assertAlmostEqual(
-            self.journal_balance(self.env, self.kbc_journal.id),
+            journal_balance(self.kbc_journal),
             self.remote_balance(connection, account),
             places=2,
         )
@@ -169,7 +164,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
     # --- a transaction that cannot become a line -----------------------------------------
 
     def test_a_transaction_without_a_date_or_amount_is_skipped_said_once_and_never_blocks(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         self.cron()
         self.assertEqual(self.runs_of(connection).state, "done")
@@ -199,9 +194,9 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         self.assertEqual(connection.last_skip_run_id, run)
         self.assertEqual(connection.skipped_note, note)
         # The journal misses what the bank booked without a date: the balance check says so.
-        self.assertTrue(connection.balance_mismatch)
+        self.assertTrue(connection.balance_mismatch_note)
         self.assertAlmostEqual(
-            self.journal_balance(self.env, self.kbc_journal.id) + no_date["amount"],
+            journal_balance(self.kbc_journal) + no_date["amount"],
             self.remote_balance(connection, account),
             places=2,
         )
@@ -220,7 +215,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         )
 
     def test_what_is_no_transaction_in_a_page_is_skipped_and_the_rest_imported(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         self.cron()
         cursor = account.last_transaction_id
@@ -244,7 +239,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         self.assertIn("12 of 2026-11-02", counts.skipped_notes[2])
 
     def test_a_line_the_database_refuses_is_skipped_and_the_rest_of_its_page_created(self):
-        connection = self.connected()
+        connection = self.connected(account_ibans=[KBC_CURRENT])
         account = connection.account_ids
         self.cron()
         # A value that passes every check of the import, refused by the database.
@@ -272,7 +267,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
     # --- one account's failure -----------------------------------------------------------
 
     def test_an_account_that_fails_does_not_stop_the_other_account_of_the_connection(self):
-        connection = self.connected(ibans=(KBC_CURRENT, KBC_SAVINGS))
+        connection = self.connected(account_ibans=[KBC_CURRENT, KBC_SAVINGS])
         # In the order the import takes them.
         accounts = self.env["account.bank.connection.account"].search(
             [("connection_id", "=", connection.id)]
@@ -290,7 +285,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         failed, imported = accounts[0], accounts[1]
         self.assertFalse(self.line_ids(self.env, journals[failed].id))
         remote = self.assert_journal_holds_the_bank(connection, imported, journals[imported])
-        self.assertEqual(run.created_count, len(remote) + len(imported.opening_line_id))
+        self.assertEqual(run.created_count, len(remote) + len(opening_line(imported)))
         # The account that imported is finished (opening line, balance); the other waits.
         self.assertTrue(imported.first_sync_done)
         self.assertFalse(failed.first_sync_done)
@@ -301,7 +296,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         for account in accounts:
             self.assert_journal_holds_the_bank(connection, account, journals[account])
             self.assertAlmostEqual(
-                self.journal_balance(self.env, journals[account].id),
+                journal_balance(journals[account]),
                 self.remote_balance(connection, account),
                 places=2,
             )

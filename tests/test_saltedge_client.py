@@ -42,6 +42,7 @@ from ..saltedge_errors import (
     USER_MUST_ACT,
 )
 from ..sandbox import BE_DEMO_IBANS, SandboxServer, complete_connect
+from .common import SECRET
 
 # A fixed 2048-bit key made once with `openssl genpkey`, and signatures made with
 # `openssl dgst -sha256 -sign` over the exact strings below (PKCS#1 v1.5 is deterministic).
@@ -116,7 +117,6 @@ GOLDEN_CALLBACK_SIGNATURE = (
 )
 
 APP_ID = "test-app-id"
-SECRET = "test-secret-do-not-leak-4f1c"
 
 
 class RecordingSleep:
@@ -267,6 +267,13 @@ def _canned(status, document):
     response.raw = urllib3.HTTPResponse(body=io.BytesIO(body), status=status, preload_content=False)
     response.headers["Content-Type"] = "application/json"
     return response
+
+
+def transactions_of(client, connection_id, account_id, **kwargs):
+    """The account's transactions one by one, read page by page as the import reads them
+    (``iter_transaction_pages``), each page only when the one before is used up."""
+    for items, _next_id in client.iter_transaction_pages(connection_id, account_id, **kwargs):
+        yield from items
 
 
 def scripted_client(server, **kwargs):
@@ -438,7 +445,7 @@ class TestErrorParsing(unittest.TestCase):
         self.assertEqual(error.next_refresh_possible_at, "2024-05-01T10:00:00Z")
         self.assertEqual(error.request_id, "req-1")
         self.assertEqual(error.documentation_url, "https://docs.saltedge.com/x")
-        self.assertTrue(error.is_cannot_refresh)
+        self.assertTrue(error.is_refresh_not_now)
         self.assertFalse(error.is_retryable)
         self.assertEqual(len(server.requests), 1)
         self.assertIn("ConnectionCannotBeRefreshed", str(error))
@@ -482,16 +489,22 @@ class TestErrorParsing(unittest.TestCase):
         self.assertTrue(error("ConnectionNotFound", 404).is_connection_not_found)
         for name in ("AispConsentExpired", "AispConsentRevoked", "AispConsentNotFound"):
             self.assertTrue(error(name).is_consent_expired, name)
-        for name in ("RateLimitExceeded", "TooManyRequests", "BackgroundFetchLimitExceeded"):
-            self.assertTrue(error(name).is_rate_limited, name)
-        self.assertTrue(error(None, 429).is_rate_limited)
-        for name in ("ProviderUnavailable", "ProviderError", "ProviderDisabled"):
-            self.assertTrue(error(name).is_provider_unavailable, name)
-        self.assertTrue(error(None, 503).is_provider_unavailable)
+        # Limits and a bank or Salt Edge that is down: the next scheduled run tries again.
+        for name in (
+            "RateLimitExceeded",
+            "TooManyRequests",
+            "BackgroundFetchLimitExceeded",
+            "ProviderUnavailable",
+            "ProviderError",
+            "ProviderDisabled",
+        ):
+            self.assertEqual(error(name).meaning, RETRY_LATER, name)
+        self.assertEqual(error(None, 429).meaning, RETRY_LATER)
+        self.assertEqual(error(None, 503).meaning, RETRY_LATER)
+        self.assertEqual(error("ConnectionNotFound", 404).meaning, USER_MUST_ACT)
         self.assertTrue(error("WrongSecret", 401).is_configuration_error)
         self.assertFalse(error("BackgroundFetchLimitExceeded", 429).is_retryable)
         self.assertTrue(error("TooManyRequests", 429).is_retryable)
-        self.assertFalse(error("ConnectionNotFound", 404).is_provider_unavailable)
 
     def test_every_known_error_class_has_one_meaning_and_a_sentence(self):
         meanings = {IN_PROGRESS, RETRY_LATER, USER_MUST_ACT, SETUP}
@@ -593,7 +606,7 @@ class TestErrorParsing(unittest.TestCase):
         with self.assertRaises(SaltEdgeError) as caught:
             client.get_connection("1")
         error = caught.exception
-        self.assertTrue(error.is_network_error)
+        self.assertEqual(error.error_class, "NetworkError")
         self.assertIsNone(error.status)
         self.assertEqual(len(client._sleep.delays), 2)
         self.assertIsNone(error.__cause__)
@@ -639,7 +652,7 @@ class TestBoundedPagesAndAnswers(unittest.TestCase):
             client = scripted_client(server)
             # One item a page: as many items as pages.
             for name, items in (
-                ("transactions", client.list_transactions("c", "a")),
+                ("transactions", transactions_of(client, "c", "a")),
                 ("accounts", client.list_accounts("c")),
                 ("consents", client.list_consents("c")),
                 ("connections", client.list_connections("c")),
@@ -693,9 +706,7 @@ class TestBoundedPagesAndAnswers(unittest.TestCase):
             listing(lambda from_id: None if from_id == "2" else endless(from_id))
         ) as server:
             client = scripted_client(server, max_pages=3)
-            self.assertEqual(
-                [t["id"] for t in client.list_transactions("c", "a")], [None, "1", "2"]
-            )
+            self.assertEqual([t["id"] for t in transactions_of(client, "c", "a")], [None, "1", "2"])
 
     def assert_too_large(self, server, client):
         with self.assertRaises(SaltEdgeError) as caught:
@@ -768,7 +779,7 @@ class SandboxCase(unittest.TestCase):
     """A sandbox that checks our signatures against the fixture public key."""
 
     # The client's tests are about the HTTP contract, not about when Salt Edge's fetch
-    # ends: the data is there when the widget sends the user back (test_real_service
+    # ends: the data is there when the widget sends the user back (test_realistic_sandbox
     # covers the fetch that ends later).
     server_options = {"fetch_seconds": 0}
 
@@ -856,16 +867,16 @@ class TestEndpointsAgainstTheSandbox(SandboxCase):
         accounts = list(client.list_accounts(connection_id))
         self.assertEqual({a["extra"]["iban"] for a in accounts}, set(BE_DEMO_IBANS[KBC]))
         account_id = accounts[0]["id"]
-        posted = list(client.list_transactions(connection_id, account_id))
+        posted = list(transactions_of(client, connection_id, account_id))
         self.assertTrue(posted)
         self.assertEqual({t["account_id"] for t in posted}, {account_id})
         self.assertEqual({t["status"] for t in posted}, {"posted"})
-        pending = list(client.list_transactions(connection_id, account_id, pending=True))
+        pending = list(transactions_of(client, connection_id, account_id, pending=True))
         self.assertEqual({t["status"] for t in pending} - {"pending"}, set())
 
         with self.assertRaises(SaltEdgeError) as caught:
             client.background_refresh(connection_id)
-        self.assertTrue(caught.exception.is_cannot_refresh)
+        self.assertTrue(caught.exception.is_refresh_not_now)
         self.assertEqual(
             caught.exception.next_refresh_possible_at, connection["next_refresh_possible_at"]
         )
@@ -986,10 +997,8 @@ class TestEndpointsAgainstTheSandbox(SandboxCase):
         self.assertEqual(len(ids), N_TRANSACTIONS)
         self.assertEqual(ids, sorted(set(ids)))
 
-        # The generator gives the same, one by one, and a stored cursor resumes from there.
-        one_by_one = [int(t["id"]) for t in client.list_transactions(connection_id, account["id"])]
-        self.assertEqual(one_by_one, ids)
-        resumed = client.list_transactions(connection_id, account["id"], from_id=pages[0][1])
+        # A stored cursor resumes from there.
+        resumed = transactions_of(client, connection_id, account["id"], from_id=pages[0][1])
         self.assertEqual([int(t["id"]) for t in resumed], ids[PAGE_SIZE:])
 
     def test_a_list_is_a_generator_that_fetches_one_page_at_a_time(self):
@@ -997,12 +1006,11 @@ class TestEndpointsAgainstTheSandbox(SandboxCase):
         _customer_id, connection_id = self.connect(client, N_BANK)
         (account,) = client.list_accounts(connection_id)
         before = len(client.session.sent)
-        transactions = client.list_transactions(connection_id, account["id"])
+        pages = client.iter_transaction_pages(connection_id, account["id"])
         self.assertEqual(len(client.session.sent), before)
-        for _index in range(PAGE_SIZE):
-            next(transactions)
+        self.assertEqual(len(next(pages)[0]), PAGE_SIZE)
         self.assertEqual(len(client.session.sent), before + 1)
-        next(transactions)
+        next(pages)
         self.assertEqual(len(client.session.sent), before + 2)
 
 
@@ -1064,7 +1072,7 @@ class TestRetries(SandboxCase):
             client.get_connection("1")
         error = caught.exception
         self.assertEqual((error.status, error.error_class), (500, "InternalServerError"))
-        self.assertTrue(error.is_provider_unavailable)
+        self.assertEqual(error.meaning, RETRY_LATER)
         self.assertEqual(len(client.session.sent), 5)
         self.assertEqual(len(client._sleep.delays), 4)
         log = control(self.server, "requests?limit=5")
@@ -1084,7 +1092,6 @@ class TestRetries(SandboxCase):
             client.get_connection("1")
         elapsed = time.monotonic() - started
         self.assertEqual(caught.exception.error_class, "Timeout")
-        self.assertTrue(caught.exception.is_network_error)
         self.assertIsNone(caught.exception.status)
         self.assertEqual(len(client.session.sent), 2)
         self.assertLess(elapsed, 1.5)

@@ -20,11 +20,17 @@ from odoo.tests import tagged
 
 from ..models import const
 from ..sandbox import complete_connect, signing
-from .common import KBC_CURRENT, KBC_SAVINGS, BankConnectionCase, BankConnectionHttpCase
+from .common import (
+    KBC_CURRENT,
+    KBC_SAVINGS,
+    BankConnectionCase,
+    BankConnectionHttpCase,
+    journal_balance,
+)
 
 
-class RealServiceMixin:
-    """Helpers over the sandbox's real-service default."""
+class RealisticSandboxMixin:
+    """Helpers over the sandbox's default, which behaves as the real Salt Edge does."""
 
     def wait_for_fetches(self, timeout=30):
         """Wait (bounded) until the sandbox has no fetch running."""
@@ -40,9 +46,6 @@ class RealServiceMixin:
 
     def lines_of(self, journal):
         return self.env["account.bank.statement.line"].search([("journal_id", "=", journal.id)])
-
-    def journal_balance(self, journal):
-        return round(sum(self.lines_of(journal).mapped("amount")), 2)
 
     def consent_date(self, connection):
         """Connected until as Salt Edge gives it: the consent's expires_at in Brussels."""
@@ -67,9 +70,9 @@ class RealServiceMixin:
             "the journal does not hold exactly the bank's transactions",
         )
         self.assertAlmostEqual(
-            self.journal_balance(journal), self.remote_balance(connection, account), places=2
+            journal_balance(journal), self.remote_balance(connection, account), places=2
         )
-        self.assertFalse(connection.balance_mismatch, connection.balance_mismatch_note)
+        self.assertFalse(connection.balance_mismatch_note)
         self.assertEqual(connection.connected_until, self.consent_date(connection))
         return lines
 
@@ -81,7 +84,7 @@ class RealServiceMixin:
         ]
 
 
-class TestRealService(RealServiceMixin, BankConnectionCase):
+class TestRealisticSandbox(RealisticSandboxMixin, BankConnectionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -318,7 +321,7 @@ class TestRealService(RealServiceMixin, BankConnectionCase):
 
 
 @tagged("post_install", "-at_install")
-class TestRealServiceOverHttp(RealServiceMixin, BankConnectionHttpCase):
+class TestRealisticSandboxOverHttp(RealisticSandboxMixin, BankConnectionHttpCase):
     """The callbacks Salt Edge sends, delivered over HTTP to Odoo's callback route."""
 
     def setUp(self):
