@@ -103,7 +103,14 @@ ODOO_COLUMNS = {"id", "create_uid", "create_date", "write_uid", "write_date"}
 # The fields the module declares on the connection and its online accounts that a user
 # may write (with the model's access rights); every other one is the module's alone.
 USER_FIELDS = {
-    "connection": {"name", "user_id", "reminder_partner_ids", "account_ids", "journal_ids"},
+    "connection": {
+        "name",
+        "user_id",
+        "reminder_partner_ids",
+        "statement_period",
+        "account_ids",
+        "journal_ids",
+    },
     "online account": {"journal_id"},
 }
 
@@ -367,6 +374,8 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
                 "balance_mismatch_note": "",
                 # Another run would take this connection's import into its history.
                 "resume_run_id": self.run.id,
+                # Would file lines imported before the setting was on into statements.
+                "statements_since": "2000-01-01 00:00:00",
                 "import_run_ids": [Command.set([])],
                 "reminder_ids": [Command.set([])],
             },

@@ -18,8 +18,8 @@ from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import mute_logger
 
-from ..models import account_bank_connection_import as import_module
 from ..models import const
+from ..saltedge_transactions import ImportCounts
 from ..sandbox.ledger import drafts_for_period
 from ..sandbox.providers import BUSINESS_HOLDER, PROVIDERS_BY_CODE, belgian_iban
 from .common import (
@@ -37,7 +37,8 @@ from .common import (
     opening_line,
 )
 
-IMPORT_LOGGER = import_module._logger.name
+# The import's rooms log under the models' logger (the run, its pages, their lines).
+IMPORT_LOGGER = "odoo.addons.account_bank_connection.models"
 PENDING_BANK = "fakebank_oauth_with_pending_xf"
 PENDING_IBAN = belgian_iban(953, 1000001)
 ING_CURRENT = "BE38068556677872"
@@ -434,7 +435,7 @@ class TestImport(ImportMixin, BankConnectionCase):
             )
         )
         self.assertEqual(len(items), 4)
-        counts = import_module.ImportCounts()
+        counts = ImportCounts()
         account._import_page(items + items, counts, {})
         self.assertEqual((counts.fetched, counts.created, counts.duplicates), (8, 3, 5))
         ids = self.imported(self.kbc_journal).mapped("saltedge_transaction_id")

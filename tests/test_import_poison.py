@@ -12,7 +12,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.tests import TransactionCase
 from odoo.tools import SQL, mute_logger
 
-from ..models import account_bank_connection_import as import_module
+from ..saltedge_transactions import ImportCounts
 from .common import (
     INSTANT_FETCH,
     KBC_CURRENT,
@@ -24,7 +24,8 @@ from .common import (
     opening_line,
 )
 
-IMPORT_LOGGER = import_module._logger.name
+# The import's rooms log under the models' logger (the run, its pages, their lines).
+IMPORT_LOGGER = "odoo.addons.account_bank_connection.models"
 SKIPPED = "could not be imported"
 TWO_ACCOUNT_BANK = "fakebank_oauth_xf"
 
@@ -228,7 +229,7 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         )
         self.assertEqual(len(items), 4)
         page = [*items, None, "garbage", {"made_on": "2026-11-02", "amount": 5, "id": "1\x002"}]
-        counts = import_module.ImportCounts()
+        counts = ImportCounts()
         self.env.invalidate_all()
         account._import_page(page, counts, {})
         self.assertEqual(

@@ -309,6 +309,9 @@ class TestRealisticSandbox(RealisticSandboxMixin, BankConnectionCase):
         self.after_salt_edge_fetched(connection)
         consent = connection.saltedge_consent_id
         self.advance_sandbox_days(1)
+        # The bank refused a background refresh without the user (what _request_refresh
+        # records): the form offers Refresh at the bank.
+        connection.sudo().refresh_needs_user = True
         action = connection.action_refresh_at_bank()
         self.assertTrue(
             self.requests_to(f"/connections/{connection.saltedge_connection_id}/refresh")
@@ -316,6 +319,9 @@ class TestRealisticSandbox(RealisticSandboxMixin, BankConnectionCase):
         back = self.finish_url(self.without_hints(complete_connect(action["url"])))
         self.assertEqual(back, connection)
         self.assertEqual(connection.saltedge_consent_id, consent)
+        # Back from the bank with success: the button goes, without waiting for a later
+        # background refresh to succeed.
+        self.assertFalse(connection.refresh_needs_user)
         self.after_salt_edge_fetched(connection)
         self.assert_books_match_the_bank(connection, self.kbc_journal)
 
