@@ -77,6 +77,17 @@ READ_CHUNK_BYTES = 10 * 1024
 MIB = 1024 * 1024
 
 
+# How an error's text carries Salt Edge's request id (its support asks for it).
+REQUEST_ID_TEXT = " (request id %s)"
+
+
+def without_request_id(text):
+    """An error's text without its request id: the same error of two requests."""
+    text = text or ""
+    start = text.rfind(REQUEST_ID_TEXT.split("%", 1)[0])
+    return text[:start] if start >= 0 and text.endswith(")") else text
+
+
 class SaltEdgeError(Exception):
     """Any failure talking to Salt Edge: an error answer, a network failure, a bad body.
 
@@ -118,7 +129,7 @@ class SaltEdgeError(Exception):
         text = f"Salt Edge error {what}{where}"
         text = f"{text}: {self.message}" if self.message else f"{text}."
         # Salt Edge's support asks for it: every log line and stored error carries it.
-        return f"{text} (request id {self.request_id})" if self.request_id else text
+        return text + REQUEST_ID_TEXT % self.request_id if self.request_id else text
 
     @property
     def meaning(self):

@@ -22,7 +22,7 @@ from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY as PG_CONCURRE
 from odoo.tools import SQL
 
 from ..odoo_series import commit_progress
-from ..saltedge_client import SaltEdgeError
+from ..saltedge_client import SaltEdgeError, without_request_id
 from ..saltedge_transactions import ImportCounts
 from . import const
 
@@ -338,7 +338,8 @@ class AccountBankConnection(models.Model):
             _logger.warning("Import of bank connection %s failed: %s", self.id, text)
         else:
             _logger.error("Import of bank connection %s failed: %s", self.id, text, exc_info=error)
-        if self.last_error != text:
+        # Said once per distinct error: two requests' same error differ by their id only.
+        if without_request_id(self.last_error) != without_request_id(text):
             self.message_post(body=self._import_error_sentence(error))
         self.last_error = text
         if isinstance(error, SaltEdgeError) and error.is_consent_expired:

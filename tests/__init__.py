@@ -15,3 +15,4 @@ from . import test_faults
 from . import test_realistic_sandbox
 from . import test_database_constraints
 from . import test_rules
+from . import test_reconciliation_ready

@@ -411,12 +411,17 @@ class TestImport(ImportMixin, BankConnectionCase):
         }
         self.assertTrue(codes)
         self.assertGreater(len(pages), 1, "foreign payments on more than one page")
-        Account = type(account)
+        Connection = type(connection)
         with patch.object(
-            Account, "_foreign_currency", autospec=True, side_effect=Account._foreign_currency
+            Connection,
+            "_saltedge_currency",
+            autospec=True,
+            side_effect=Connection._saltedge_currency,
         ) as lookups:
             first_import(connection)
-        self.assertEqual(sorted(call.args[1] for call in lookups.call_args_list), sorted(codes))
+        # Looked up (and activated when needed) for the lines: once each a run.
+        for_lines = [call.args[1] for call in lookups.call_args_list if call.kwargs.get("activate")]
+        self.assertEqual(sorted(for_lines), sorted(codes))
         foreign = self.imported(self.kbc_journal).filtered("foreign_currency_id")
         self.assertEqual(set(foreign.foreign_currency_id.mapped("name")), codes)
 
