@@ -178,7 +178,7 @@ class AccountBankConnection(models.Model):
             "next_refresh_possible_at",
             "balance_mismatch_note",
             "resume_run_id",
-            "statements_since",
+            "statements_after_line_id",
             "import_run_ids",
             "reminder_ids",
         }
@@ -220,7 +220,7 @@ class AccountBankConnection(models.Model):
         if starting:
             # Turned on now: the lines from now on are filed, the earlier ones stay.
             super(AccountBankConnection, starting).write(
-                {"statements_since": fields.Datetime.now()}
+                {"statements_after_line_id": self._saltedge_last_line_id()}
             )
         return result
 

@@ -52,8 +52,8 @@ class AccountBankConnectionAccount(models.Model):
     def _set_partners(self, vals_list):
         """The partner of each line whose counterparty IBAN is the bank account of exactly
         one commercial partner the journal's company sees, as Odoo's own statement import
-        does (and its bank account, when that is one too); none when several partners or
-        none have it. One query for the page, whatever its length."""
+        does; none when several partners or none have it. One query for the page, whatever
+        its length."""
         ibans = sorted({vals["account_number"] for vals in vals_list if vals["account_number"]})
         if not ibans:
             return
@@ -62,7 +62,7 @@ class AccountBankConnectionAccount(models.Model):
         self.env["res.partner"].flush_model(["commercial_partner_id", "company_id", "active"])
         rows = self.env.execute_query(
             SQL(
-                "SELECT bank.sanitized_acc_number, partner.commercial_partner_id, bank.id "
+                "SELECT DISTINCT bank.sanitized_acc_number, partner.commercial_partner_id "
                 "FROM res_partner_bank bank "
                 "JOIN res_partner partner ON partner.id = bank.partner_id "
                 "WHERE bank.sanitized_acc_number = ANY(%s) AND bank.active AND partner.active "
@@ -73,17 +73,13 @@ class AccountBankConnectionAccount(models.Model):
                 company.id,
             )
         )
-        found = {}
-        for iban, partner_id, bank_id in rows:
-            partners, banks = found.setdefault(iban, (set(), set()))
-            partners.add(partner_id)
-            banks.add(bank_id)
+        partners = {}
+        for iban, partner_id in rows:
+            partners.setdefault(iban, []).append(partner_id)
         for vals in vals_list:
-            partners, banks = found.get(vals["account_number"], ((), ()))
-            if len(partners) == 1:
-                vals["partner_id"] = next(iter(partners))
-                if len(banks) == 1:
-                    vals["partner_bank_id"] = next(iter(banks))
+            found = partners.get(vals["account_number"], ())
+            if len(found) == 1:
+                vals["partner_id"] = found[0]
 
     def _create_lines(self, vals_list, counts):
         """Create the statement lines of one page: one ``create()`` for the page.

@@ -12,6 +12,7 @@ balance is only right once the lines before it are in.
 import math
 
 from odoo import Command, fields, models
+from odoo.tools import SQL
 
 from . import const
 
@@ -56,18 +57,29 @@ class AccountBankConnection(models.Model):
         help="Group the imported lines into bank statements, each ending on the bank's balance "
         "when the bank gives it. Lines imported before this is set stay as they are.",
     )
-    statements_since = fields.Datetime(
+    statements_after_line_id = fields.Integer(
+        string="Statements from line",
         copy=False,
         readonly=True,
-        help="Lines imported from then on are grouped into statements.",
+        help="The statement lines created after this one (the last of the database when "
+        "statements were turned on) are grouped into statements; the earlier ones stay as "
+        "they are.",
     )
 
+    def _saltedge_last_line_id(self):
+        """The newest statement line of the database: where statements begin when they are
+        turned on (ids only grow, whatever the transactions' clocks say)."""
+        [(last,)] = self.env.execute_query(
+            SQL("SELECT COALESCE(MAX(id), 0) FROM account_bank_statement_line")
+        )
+        return last
+
     def _saltedge_statements_started(self, vals_list):
-        """``statements_since`` for the connections whose ``statement_period`` a create or
-        write of ``vals_list`` turns on (from none)."""
+        """``statements_after_line_id`` for the connections a create of ``vals_list`` makes
+        with statements on."""
         for vals in vals_list:
-            if vals.get("statement_period", "none") != "none" and "statements_since" not in vals:
-                vals["statements_since"] = fields.Datetime.now()
+            if vals.get("statement_period", "none") != "none":
+                vals.setdefault("statements_after_line_id", self._saltedge_last_line_id())
         return vals_list
 
 
@@ -83,7 +95,7 @@ class AccountBankConnectionAccount(models.Model):
         connection = self.connection_id
         Statement = self.env["account.bank.statement"].sudo()
         period = connection.statement_period
-        if period in (False, "none") or not connection.statements_since or not self.journal_id:
+        if period in (False, "none") or not self.journal_id:
             return Statement
         journal = self.journal_id
         Statement = Statement.with_company(journal.company_id)
@@ -95,7 +107,7 @@ class AccountBankConnectionAccount(models.Model):
                     ("journal_id", "=", journal.id),
                     ("saltedge_account_id", "=", self.saltedge_account_id),
                     ("statement_id", "=", False),
-                    ("create_date", ">=", connection.statements_since),
+                    ("id", ">", connection.statements_after_line_id),
                     ("saltedge_transaction_id", "not like", const.OPENING_KEY % "%"),
                 ],
                 order="internal_index",

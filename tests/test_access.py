@@ -375,7 +375,7 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
                 # Another run would take this connection's import into its history.
                 "resume_run_id": self.run.id,
                 # Would file lines imported before the setting was on into statements.
-                "statements_since": "2000-01-01 00:00:00",
+                "statements_after_line_id": 0,
                 "import_run_ids": [Command.set([])],
                 "reminder_ids": [Command.set([])],
             },
