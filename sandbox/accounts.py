@@ -92,8 +92,13 @@ class AccountBook:
     def _add_transaction(self, account, draft, status, posting_date=None):
         now = self.state.now_iso()
         extra = dict(draft["extra"])
+        # A balance snapshot is the booked balance: a pending transaction keeps its own
+        # aside until it is booked.
+        snapshot = extra.pop(ledger.BALANCE_SNAPSHOT, draft.get("_balance_snapshot"))
         if status == "posted":
             extra["posting_date"] = posting_date or draft["made_on"]
+            if snapshot is not None:
+                extra[ledger.BALANCE_SNAPSHOT] = snapshot
         transaction = {
             "id": self.state.new_id(),
             "account_id": account["id"],
@@ -111,6 +116,8 @@ class AccountBook:
             "_connection_id": account["connection_id"],
             "_key": draft["key"],
         }
+        if status == "pending" and snapshot is not None:
+            transaction["_balance_snapshot"] = snapshot
         self.state["transactions"][transaction["id"]] = transaction
         account["_keys"][draft["key"]] = transaction["id"]
         return transaction
@@ -204,7 +211,7 @@ class AccountBook:
 
     def _store_drafts(self, account, provider, drafts, today):
         fresh = [draft for draft in drafts if draft["key"] not in account["_keys"]]
-        for draft in sorted(fresh, key=lambda d: (d["made_on"], d["key"])):
+        for draft in sorted(fresh, key=ledger.booking_order):
             pending = self._is_pending(provider, draft["made_on"], today)
             self._add_transaction(account, draft, "pending" if pending else "posted")
 

@@ -2,8 +2,23 @@
 
 A day's transactions depend only on the provider, the account and the date, so a bank
 shows the same history however often it is fetched; the clock decides which days exist.
-The functions return *drafts* (no id, no status): ``store.py`` gives them ids, decides
-pending or posted and keeps the account balance equal to opening balance + posted sum.
+The functions return *drafts* (no id, no status): ``accounts.py`` gives them ids in
+``booking_order``, decides pending or posted and keeps the account balance equal to
+opening balance + posted sum.
+
+The Belgian banks write references and counterparties' IBANs as real ones do, each
+transaction its own way (``remittance.py``): a structured communication in one of its
+forms, in the description or only in ``extra.information`` or ``extra.additional``; now
+and then twelve digits whose check digits fail, or an RF creditor reference instead. A
+draft's ``reference`` (never sent) is the valid reference it carries in canonical form
+(``+++ddd/dddd/ddddd+++`` or ``RF..``, as on the invoice it pays), None when it has none.
+Salt Edge's fake banks (country XF) write every reference ``+++ddd/dddd/ddddd+++`` in the
+description and in ``extra.information``, and IBANs electronic.
+
+Belfius, and only Belfius (``Provider.balance_snapshots``), sends on each booked transaction
+``extra.account_balance_snapshot``: the balance right after it, ``balance_before`` its day
+plus the day's transactions up to it in ``booking_order``. The control API's hand-made
+transactions are outside this history and carry none.
 """
 
 import datetime
@@ -11,7 +26,8 @@ import functools
 import random
 from decimal import Decimal
 
-from .providers import belgian_iban, stable_number, structured_communication
+from . import remittance
+from .providers import belgian_iban, stable_number
 
 HISTORY_DAYS = 90
 # The day the sandbox's balances count from (any fixed day: only differences matter).
@@ -84,10 +100,19 @@ def opening_balance(provider, account):
     return round(rng.uniform(low, high), 2)
 
 
+BALANCE_SNAPSHOT = "account_balance_snapshot"
+
+
+def booking_order(draft):
+    """The order in which the bank books drafts, the order of their ids: by day, then
+    by key within a day."""
+    return draft["made_on"], draft["key"]
+
+
 @functools.lru_cache(maxsize=65536)
 def _day_total(provider, account, holder, day):
     return sum(
-        Decimal(str(draft["amount"])) for draft in drafts_for_day(provider, account, holder, day)
+        Decimal(str(draft["amount"])) for draft in _drafts_of_day(provider, account, holder, day)
     )
 
 
@@ -109,11 +134,30 @@ class _Day:
 
     def __init__(self, provider, account, holder, day, salt=""):
         self.provider, self.account, self.holder, self.day = provider, account, holder, day
+        self.salt = salt
         seed = stable_number(provider.code, account.iban, day.isoformat(), salt)
+        # What the day holds (how many transactions, their amounts): nothing else draws
+        # from it, so a day's amounts stay what they are whatever is written around them.
         self.rng = random.Random(seed)
+        # Belgian banks write references and IBANs their own ways; fake banks one way.
+        self.varied = provider.country_code == "BE"
         self.drafts = []
 
-    def add(self, label, amount, description, mode="normal", extra=None):
+    def style(self, label, purpose):
+        """A random generator of its own for how the next draft is written (its
+        ``purpose``): seeded by the draft, it never draws from the day's ``rng``."""
+        seed = stable_number(
+            self.provider.code,
+            self.account.iban,
+            self.day.isoformat(),
+            self.salt,
+            label,
+            len(self.drafts),
+            purpose,
+        )
+        return random.Random(seed)
+
+    def add(self, label, amount, description, mode="normal", extra=None, reference=None):
         key = f"{self.day.isoformat()}#{label}#{len(self.drafts)}"
         self.drafts.append(
             {
@@ -125,13 +169,19 @@ class _Day:
                 "mode": mode,
                 "extra": {"id": f"{stable_number(self.account.iban, key) % 10**12:012d}"}
                 | (extra or {}),
+                "reference": reference,
             }
         )
 
-    def transfer(self, label, name, iban, amount, description, information):
-        """A SEPA transfer or direct debit with a named counterparty and its IBAN."""
+    def transfer(self, label, name, iban, amount, description, information, **remitted):
+        """A SEPA transfer or direct debit with a named counterparty and its IBAN.
+        ``information`` None leaves ``extra.information`` out; ``remitted`` may hold
+        ``additional`` (``extra.additional``) and ``reference`` (the draft's)."""
+        form = "electronic"
+        if self.varied:
+            form = remittance.pick(self.style(label, "iban"), remittance.IBAN_FORMS)
         own = {"name": self.holder, "iban": self.account.iban}
-        other = {"name": name, "iban": iban}
+        other = {"name": name, "iban": remittance.written_iban(iban, form)}
         payer, payee = (other, own) if amount > 0 else (own, other)
         ref = stable_number(self.account.iban, self.day, label, len(self.drafts)) % 10**10
         extra = {
@@ -139,31 +189,72 @@ class _Day:
             "payer_information": payer["iban"],
             "payee": payee["name"],
             "payee_information": payee["iban"],
-            "account_number": iban,
+            # A field of its own, never with spaces; in lower case when the bank writes so.
+            "account_number": remittance.written_iban(
+                iban, "lower" if form == "lower" else "electronic"
+            ),
             "information": information,
+            "additional": remitted.get("additional"),
             "end_to_end_id": f"E2E{self.day:%Y%m%d}{ref:010d}",
         }
-        self.add(label, amount, description, extra=extra)
+        extra = {key: value for key, value in extra.items() if value is not None}
+        self.add(label, amount, description, extra=extra, reference=remitted.get("reference"))
 
-    def structured(self):
-        return structured_communication(self.rng.randrange(10**9, 10**10))
+    def transfer_with_reference(self, label, name, iban, amount, lead, reference):
+        """A transfer whose communication is ``reference``: ("structured", 10-digit
+        base), ("failing", base: twelve digits whose check digits fail) or ("creditor",
+        payload of an RF reference). ``lead`` is the description without it. A Belgian
+        bank writes and places it in one of its ways; a fake bank as ``+++...+++``, in the
+        description after "MEDEDELING" and in ``extra.information``."""
+        style = self.style(label, "reference") if self.varied else None
+        canonical, written, place = remittance.written_reference(reference, style)
+        if place == "description":
+            text = f"{lead} MEDEDELING {written}"
+            self.transfer(label, name, iban, amount, text, written, reference=canonical)
+        elif place == "information":
+            self.transfer(label, name, iban, amount, lead, written, reference=canonical)
+        else:
+            self.transfer(
+                label, name, iban, amount, lead, None, additional=written, reference=canonical
+            )
+
+    def supplier_reference(self, name, base):
+        """What a supplier's payment with a reference carries: a structured
+        communication; at a Belgian bank now and then an RF reference (1 in 3), or twelve
+        digits that fail their check (1 in 15, so 1 in 25 of all supplier payments)."""
+        if not self.varied:
+            return "structured", base
+        style = self.style("out", "kind")
+        chance = style.random()
+        if chance < 1 / 15:
+            return "failing", base
+        if chance < 1 / 15 + 1 / 3:
+            prefix = "".join(char for char in name.upper() if char.isalpha())[:3]
+            payload = style.choice((f"{base:010d}", f"{prefix}{self.day:%Y%m}{base % 10**4:04d}"))
+            return "creditor", payload
+        return "structured", base
 
     def customer_payment(self):
         name = self.rng.choice(CUSTOMERS)
-        comm = self.structured()
+        base = self.rng.randrange(10**9, 10**10)
         amount = self.rng.uniform(200, 4200)
-        text = f"OVERSCHRIJVING VAN {name.upper()} MEDEDELING {comm}"
-        self.transfer("in", name, counterparty_iban(name), amount, text, comm)
+        lead = f"OVERSCHRIJVING VAN {name.upper()}"
+        reference = ("structured", base)
+        self.transfer_with_reference("in", name, counterparty_iban(name), amount, lead, reference)
 
     def supplier_payment(self):
         name = self.rng.choice(SUPPLIERS)
+        reference = info = None
         if self.rng.random() < 0.6:
-            info = self.structured()
+            reference = self.supplier_reference(name, self.rng.randrange(10**9, 10**10))
         else:
             info = f"Factuur {self.day.year}-{self.rng.randrange(100, 9999):04d}"
         amount = -self.rng.uniform(80, 3500)
-        text = f"EUROPESE OVERSCHRIJVING NAAR {name.upper()} MEDEDELING {info}"
-        self.transfer("out", name, counterparty_iban(name), amount, text, info)
+        iban, lead = counterparty_iban(name), f"EUROPESE OVERSCHRIJVING NAAR {name.upper()}"
+        if reference:
+            self.transfer_with_reference("out", name, iban, amount, lead, reference)
+        else:
+            self.transfer("out", name, iban, amount, f"{lead} MEDEDELING {info}", info)
 
     def direct_debit(self):
         name, what = DIRECT_DEBITS[(self.day.month + self.day.day) % len(DIRECT_DEBITS)]
@@ -206,16 +297,18 @@ def _current_account_day(day_builder):
     if d.day == 1:
         day_builder.fee()
     if d.day == 5:
-        comm = structured_communication(stable_number("rsz", d.year, d.month) % 10**10)
+        reference = ("structured", stable_number("rsz", d.year, d.month) % 10**10)
         amount = -rng.uniform(800, 2500)
-        text = f"EUROPESE OVERSCHRIJVING NAAR RSZ MEDEDELING {comm}"
-        day_builder.transfer("rsz", "RSZ - ONSS", belgian_iban(679, 2002299), amount, text, comm)
+        lead = "EUROPESE OVERSCHRIJVING NAAR RSZ"
+        iban = belgian_iban(679, 2002299)
+        day_builder.transfer_with_reference("rsz", "RSZ - ONSS", iban, amount, lead, reference)
     if d.day == 20 and d.month in (1, 4, 7, 10):
-        comm = structured_communication(stable_number("btw", d.year, d.month) % 10**10)
+        reference = ("structured", stable_number("btw", d.year, d.month) % 10**10)
         amount = -rng.uniform(1500, 6000)
-        text = f"EUROPESE OVERSCHRIJVING NAAR FOD FINANCIEN BTW MEDEDELING {comm}"
+        lead = "EUROPESE OVERSCHRIJVING NAAR FOD FINANCIEN BTW"
         iban = belgian_iban(679, 2002477)
-        day_builder.transfer("btw", "FOD Financiën - BTW", iban, amount, text, comm)
+        name = "FOD Financiën - BTW"
+        day_builder.transfer_with_reference("btw", name, iban, amount, lead, reference)
     if d.day == 28:
         for worker in ("Sofie Peeters", "Tom Vermeulen")[: 1 + rng.randrange(2)]:
             text = f"LOON {MONTHS_NL[d.month - 1].upper()} {d.year} {worker.upper()}"
@@ -252,8 +345,7 @@ def _savings_account_day(day_builder, provider):
         day_builder.transfer("opname", day_builder.holder, own_iban, amount, text, "Opname")
 
 
-def drafts_for_day(provider, account, holder, day):
-    """The drafts of ``account`` for ``day`` (a date), always the same for the same inputs."""
+def _drafts_of_day(provider, account, holder, day):
     builder = _Day(provider, account, holder, day)
     if account.nature == "savings":
         _savings_account_day(builder, provider)
@@ -262,13 +354,34 @@ def drafts_for_day(provider, account, holder, day):
     return builder.drafts
 
 
+def _with_balance_snapshots(drafts, balance):
+    """Give each of ``drafts`` (whole consecutive days) ``extra.account_balance_snapshot``:
+    ``balance``, what the account held before their first day, plus every draft up to
+    this one in ``booking_order``."""
+    running = Decimal(str(balance))
+    for draft in sorted(drafts, key=booking_order):
+        running += Decimal(str(draft["amount"]))
+        draft["extra"][BALANCE_SNAPSHOT] = float(running)
+    return drafts
+
+
+def drafts_for_day(provider, account, holder, day):
+    """The drafts of ``account`` for ``day`` (a date), always the same for the same inputs."""
+    drafts = _drafts_of_day(provider, account, holder, day)
+    if provider.balance_snapshots:
+        _with_balance_snapshots(drafts, balance_before(provider, account, holder, day))
+    return drafts
+
+
 def drafts_for_period(provider, account, holder, first_day, last_day):
     """The drafts of every day from ``first_day`` to ``last_day`` included."""
     drafts = []
     day = first_day
     while day <= last_day:
-        drafts.extend(drafts_for_day(provider, account, holder, day))
+        drafts.extend(_drafts_of_day(provider, account, holder, day))
         day += datetime.timedelta(days=1)
+    if provider.balance_snapshots:
+        _with_balance_snapshots(drafts, balance_before(provider, account, holder, first_day))
     return drafts
 
 

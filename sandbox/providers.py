@@ -1,8 +1,10 @@
 """The sandbox's provider catalogue: Belgian demo banks and Salt Edge's fake banks (XF).
 
 Each provider says how it behaves (pending transactions, new transactions on every refresh,
-a connect that fails...) and which accounts a customer has there. The Belgian IBANs are
-fixed: demo journals and tests elsewhere in the project rely on them.
+a connect that fails, a balance snapshot on each transaction...) and which accounts a
+customer has there. The Belgian IBANs are fixed: demo journals and tests elsewhere in the
+project rely on them. Of the Belgian banks only Belfius sends
+``extra.account_balance_snapshot``, as some real banks do and others do not.
 """
 
 import hashlib
@@ -47,14 +49,6 @@ def belgian_iban(bank_code, number):
     return make_iban("BE", f"{account}{check:02d}")
 
 
-def structured_communication(base):
-    """A Belgian structured communication ``+++123/4567/89012+++`` from a 10-digit base."""
-    base = int(base) % 10**10
-    check = base % 97 or 97
-    digits = f"{base:010d}{check:02d}"
-    return f"+++{digits[:3]}/{digits[3:7]}/{digits[7:]}+++"
-
-
 def stable_number(*parts):
     """A deterministic non-negative integer from strings (Python's hash() is salted)."""
     digest = hashlib.sha256("|".join(str(part) for part in parts).encode()).hexdigest()
@@ -88,10 +82,12 @@ class Provider:
     updates_on_refresh: bool = False  # new transactions on every refresh
     n_transactions: bool = False  # history of SANDBOX_N_TRANSACTIONS on one account
     connect_error: tuple = ()  # (error_class, message) when connecting always fails
+    # extra.account_balance_snapshot on each booked transaction: the balance right after it
+    balance_snapshots: bool = False
     login_methods: tuple = ("itsme", "card_reader")
 
 
-def _be(code, name, bic, names, color, max_days=180):
+def _be(code, name, bic, names, color, max_days=180, balance_snapshots=False):
     ibans = BE_DEMO_IBANS[code]
     natures = ("account", "savings")
     accounts = tuple(
@@ -107,6 +103,7 @@ def _be(code, name, bic, names, color, max_days=180):
         max_consent_days=max_days,
         color=color,
         pending_days=1,
+        balance_snapshots=balance_snapshots,
     )
 
 
@@ -135,6 +132,7 @@ PROVIDERS = (
         "GKCCBEBB",
         ("Belfius Business Zichtrekening", "Belfius Spaarrekening"),
         "#c30045",
+        balance_snapshots=True,
     ),
     _be(
         "bnp_fortis_sandbox_be",
@@ -192,6 +190,21 @@ def matching_providers(country_code=None, include_sandboxes=False):
 
 def provider_json(provider, base_url):
     """The provider as Salt Edge's ``GET /providers`` shows it."""
+    extra_fields = [
+        "account_number",
+        "additional",
+        "end_to_end_id",
+        "information",
+        "original_amount",
+        "original_currency_code",
+        "payee",
+        "payee_information",
+        "payer",
+        "payer_information",
+        "posting_date",
+    ]
+    if provider.balance_snapshots:
+        extra_fields = sorted([*extra_fields, "account_balance_snapshot"])
     return {
         "id": PROVIDER_IDS[provider.code],
         "code": provider.code,
@@ -215,18 +228,7 @@ def provider_json(provider, base_url):
         "supported_account_natures": sorted({a.nature for a in provider.accounts}),
         "supported_account_types": ["business", "personal"],
         "supported_account_extra_fields": ["account_name", "holder_name", "iban", "swift"],
-        "supported_transaction_extra_fields": [
-            "account_number",
-            "end_to_end_id",
-            "information",
-            "original_amount",
-            "original_currency_code",
-            "payee",
-            "payee_information",
-            "payer",
-            "payer_information",
-            "posting_date",
-        ],
+        "supported_transaction_extra_fields": extra_fields,
         "created_at": "2024-01-15T09:00:00Z",
         "updated_at": "2025-01-15T09:00:00Z",
     }

@@ -1,12 +1,16 @@
 # Run by make run (and make screenshots) through scripts/odoo_script.py on every start: makes sure
 # the demo company has the Belgian chart, two bank journals with the sandbox banks' IBANs, Odoo
-# points at the local Salt Edge sandbox, the Belfius journal is connected (through the sandbox's
-# real connect screens) with a consent that ends in a few days, and its renewal reminder is in
-# the outbox. The KBC journal stays unconnected: the visitor clicks Connect bank there.
-# Idempotent: a second run reuses the Belfius connection and sends no second reminder.
+# points at the local Salt Edge sandbox, a few customers of the KBC history have their bank
+# account and an open invoice that one of their KBC payments pays, the Belfius journal is
+# connected (through the sandbox's real connect screens) with a consent that ends in a few
+# days, and its renewal reminder is in the outbox. The KBC journal stays unconnected: the
+# visitor clicks Connect bank there, and its lines then show those customers and invoices.
+# Idempotent: a second run reuses the customers, the invoices and the Belfius connection and
+# sends no second reminder.
 #
 # DEMO_LANG=nl (or fr) makes the admin's language Belgian Dutch (or French); English otherwise.
 # DEMO_CONSENT_DAYS (default 10) is the length of the Belfius consent when it is first made.
+import datetime
 import os
 from urllib.parse import parse_qs, urlparse
 
@@ -14,10 +18,16 @@ import requests
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import serialization
 
+from odoo import Command
 from odoo.tools import SQL
 
 from odoo.addons.account_bank_connection.models import const
+from odoo.addons.account_bank_connection.sandbox import ledger
 from odoo.addons.account_bank_connection.sandbox.driver import complete_connect
+from odoo.addons.account_bank_connection.sandbox.providers import (
+    BUSINESS_HOLDER,
+    PROVIDERS_BY_CODE,
+)
 
 env = env  # noqa: F821 (given by scripts/odoo_script.py)
 company = env.ref("base.main_company")
@@ -86,6 +96,83 @@ if admin.lang != lang_code:
         env["base.language.install"].create({"lang_ids": [(6, 0, lang.ids)]}).lang_install()
     admin.lang = lang_code
     print(f"demo: admin's language is {lang_code}")
+env.cr.commit()
+
+# Customers of the KBC history and their open invoices, from the sandbox's own ledger for the
+# sandbox's today: each customer gets the bank account the sandbox's KBC is paid from, and an
+# invoice with the structured communication and the amount of one of its payments of the last
+# three weeks (booked ones: the KBC connect imports them). Made once: a run that finds an
+# invoice with a reference of the history a KBC connect would import adds none.
+KBC = PROVIDERS_BY_CODE["kbc_sandbox_be"]
+KBC_ACCOUNT = next(account for account in KBC.accounts if account.iban == "BE73735012345660")
+DEMO_INVOICES = 5
+clock = requests.get(os.environ["DEMO_SANDBOX_URL"] + "/sandbox/clock", timeout=30)
+clock.raise_for_status()
+today = datetime.date.fromisoformat(clock.json()["data"]["today"])
+kbc_history = ledger.drafts_for_period(
+    KBC,
+    KBC_ACCOUNT,
+    BUSINESS_HOLDER,
+    today - datetime.timedelta(days=ledger.HISTORY_DAYS - 1),
+    today - datetime.timedelta(days=KBC.pending_days),
+)
+customer_payments = [
+    draft
+    for draft in kbc_history
+    if draft["amount"] > 0
+    and draft["extra"].get("payer") in ledger.CUSTOMERS
+    and (draft["reference"] or "").startswith("+++")
+]
+Move = env["account.move"].with_company(company)
+invoiced = Move.search(
+    [
+        ("company_id", "=", company.id),
+        ("move_type", "=", "out_invoice"),
+        ("payment_reference", "in", [draft["reference"] for draft in customer_payments]),
+    ]
+)
+if invoiced:
+    print(f"demo: {len(invoiced)} customer invoices of the KBC history reused")
+else:
+    three_weeks_ago = (today - datetime.timedelta(days=21)).isoformat()
+    latest = {}  # customer's name -> its latest payment of the last three weeks
+    for draft in reversed(customer_payments):
+        if draft["made_on"] >= three_weeks_ago and len(latest) < DEMO_INVOICES:
+            latest.setdefault(draft["extra"]["payer"], draft)
+    for name, payment in latest.items():
+        partner = env["res.partner"].search(
+            [("name", "=", name), ("is_company", "=", True)], limit=1
+        ) or env["res.partner"].create(
+            {"name": name, "is_company": True, "country_id": env.ref("base.be").id}
+        )
+        iban = ledger.counterparty_iban(name)
+        if iban not in partner.bank_ids.mapped("sanitized_acc_number"):
+            env["res.partner.bank"].create({"partner_id": partner.id, "acc_number": iban})
+        paid_on = datetime.date.fromisoformat(payment["made_on"])
+        invoice = Move.create(
+            {
+                "move_type": "out_invoice",
+                "company_id": company.id,
+                "partner_id": partner.id,
+                "invoice_date": paid_on - datetime.timedelta(days=14),
+                "payment_reference": payment["reference"],
+                "invoice_line_ids": [
+                    Command.create(
+                        {
+                            "name": "Advies en begeleiding",
+                            "quantity": 1,
+                            "price_unit": payment["amount"],
+                            "tax_ids": [Command.clear()],
+                        }
+                    )
+                ],
+            }
+        )
+        invoice.action_post()
+        print(
+            f"demo: invoice {invoice.name} for {name} ({iban}), {invoice.amount_total:.2f} EUR, "
+            f"{invoice.payment_reference}: paid on {paid_on} at KBC"
+        )
 env.cr.commit()
 
 # The Belfius journal, connected as the admin would: the connect screens are gone through
