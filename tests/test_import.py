@@ -19,7 +19,12 @@ from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import mute_logger
 
 from ..models import const
-from ..saltedge_transactions import ImportCounts
+from ..saltedge_references import (
+    REMITTANCE_FIELDS,
+    find_structured_communication,
+    payment_reference,
+)
+from ..saltedge_transactions import ImportCounts, normalize_iban
 from ..sandbox.ledger import drafts_for_period
 from ..sandbox.providers import BUSINESS_HOLDER, PROVIDERS_BY_CODE, belgian_iban
 from .common import (
@@ -301,15 +306,19 @@ class TestImport(ImportMixin, BankConnectionCase):
             line, extra = lines[str(transaction["id"])], transaction["extra"]
             self.assertEqual(line.date, fields.Date.to_date(transaction["made_on"]))
             self.assertAlmostEqual(line.amount, transaction["amount"], places=2)
-            # The description as the bank wrote it: +++123/4567/89012+++ untouched.
-            self.assertEqual(line.payment_ref, transaction["description"])
-            if "+++" in transaction["description"]:
+            # The description as the bank wrote it, and the structured communication found
+            # there or in the remittance fields in its canonical form.
+            texts = [extra.get(key) or "" for key in REMITTANCE_FIELDS]
+            self.assertEqual(line.payment_ref, payment_reference(transaction["description"], texts))
+            self.assertTrue(line.payment_ref.startswith(transaction["description"]))
+            if find_structured_communication(transaction["description"], *texts):
                 self.assertRegex(line.payment_ref, STRUCTURED)
                 seen["structured"] += 1
             side = "payer" if transaction["amount"] > 0 else "payee"
             self.assertEqual(line.partner_name or False, extra.get(side) or False)
             seen[side] += bool(extra.get(side))
-            counterparty_iban = extra.get(f"{side}_information")
+            # However the bank wrote it (grouped, lower case), the IBAN as IBANs compare.
+            counterparty_iban = normalize_iban(extra.get(f"{side}_information"))
             if counterparty_iban and counterparty_iban != KBC_CURRENT:
                 self.assertEqual(line.account_number, counterparty_iban)
             else:
