@@ -263,7 +263,9 @@ class TestHttpRoutes(BankConnectionHttpCase):
 
         with (
             patch.object(Connection, "_saltedge_first_import_run", broken),
-            self.assertLogs("odoo.addons.account_bank_connection.models.account_bank_connect_session", "ERROR"),
+            self.assertLogs(
+                "odoo.addons.account_bank_connection.models.account_bank_connect_session", "ERROR"
+            ),
         ):
             answer = self.import_from_the_waiting_page(session_url)
         self.assertEqual(len(calls), 1)
