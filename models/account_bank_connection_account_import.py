@@ -3,7 +3,6 @@ built in ``account_bank_connection_account_lines``), the match of the journal's 
 lines, and, once Salt Edge's fetch has finished, the opening line and the balance check.
 """
 
-import logging
 import time
 from datetime import timedelta
 
@@ -21,8 +20,6 @@ from ..saltedge_transactions import (
 )
 from . import const
 from .account_bank_connection_import import ImportHandedOver
-
-_logger = logging.getLogger(__name__)
 
 
 class AccountBankConnectionAccount(models.Model):
