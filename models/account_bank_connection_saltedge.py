@@ -254,6 +254,8 @@ class AccountBankConnection(models.Model):
             )
             .mapped("journal_id")
         )
+        # One connector per journal: one that Odoo's bank synchronization links is not ours.
+        taken |= journals.filtered("bank_connect_refusal")
         if journal and journal not in taken:
             iban = Account._normalize_iban(journal.bank_acc_number)
             match = accounts.filtered(lambda a: iban and a.iban == iban and not a.journal_id)

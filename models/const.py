@@ -122,3 +122,15 @@ DATABASE_REASON_LIMIT = 200
 # The database's name of the unique (journal, Salt Edge transaction id) of statement lines
 # (odoo_series.Constraint: <table>_<key>).
 LINE_UNIQUE_CONSTRAINT = "account_bank_statement_line_saltedge_transaction_unique"
+
+# The journal's bank_statements_source while one of our connections feeds it: Odoo's
+# views and scheduled actions (Enterprise's bank synchronization among them) leave a
+# journal alone whose source is not theirs.
+JOURNAL_SOURCE = "saltedge"
+# Odoo's own bank synchronization (Enterprise, account_online_synchronization): a journal
+# it links has this field set. Read by name only; nothing of Enterprise is imported.
+ODOO_SYNC_FIELD = "account_online_account_id"
+# Enterprise's automatic reconciliation after an import, as its own bank synchronization
+# calls it: at once up to this many lines, else its batched scheduled pass.
+ODOO_RECONCILE_AT_ONCE = 80
+ODOO_RECONCILE_BATCH = 100

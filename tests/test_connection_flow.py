@@ -16,6 +16,7 @@ from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
 
+from ..models import const
 from ..models.account_bank_connect_session import ConnectStateError
 from ..sandbox import complete_connect
 from .common import (
@@ -316,6 +317,24 @@ class TestConnectionFlow(BankConnectionCase):
         self.assertEqual(remote["status"], "disabled")
         with self.assertRaises(UserError):
             connection.action_renew()
+
+    def test_bank_feeds_says_salt_edge_while_connected_and_comes_back_at_disconnect(self):
+        """Odoo's views and scheduled actions (Enterprise's synchronization among them)
+        read the journal's Bank Feeds: ours while a connection feeds it, and the former
+        value again once it is disconnected."""
+        journal = self.kbc_journal
+        self.assertEqual(journal.bank_statements_source, "undefined")
+        sources = dict(journal._fields["bank_statements_source"]._description_selection(self.env))
+        self.assertIn(const.JOURNAL_SOURCE, sources)
+        connection = self.connected()
+        self.assertEqual(journal.bank_statements_source, const.JOURNAL_SOURCE)
+        self.assertEqual(journal.bank_connection_previous_source, "undefined")
+        # Nothing else takes the journal's feed while it is connected.
+        journal.bank_statements_source = "undefined"
+        self.assertEqual(journal.bank_statements_source, const.JOURNAL_SOURCE)
+        connection.action_disconnect()
+        self.assertEqual(journal.bank_statements_source, "undefined")
+        self.assertFalse(journal.bank_connection_previous_source)
 
     def test_disconnect_works_when_salt_edge_no_longer_knows_the_connection(self):
         connection = self.Connection.create(
