@@ -273,9 +273,11 @@ class AccountBankConnection(models.Model):
         light = resumed and deadline is not None and bool(run.saltedge_fetch_key)
         for attempt in range(1, const.IMPORT_CONCURRENCY_TRIES + 1):
             try:
-                return self._run_import_once(
+                result = self._run_import_once(
                     run, counts, (trigger, started), commit, deadline, keep_open, resumed, light
                 )
+                self._hand_to_odoo_reconciliation(commit)
+                return result
             except PG_CONCURRENCY_EXCEPTIONS as caught:
                 if not commit or attempt == const.IMPORT_CONCURRENCY_TRIES:
                     raise
@@ -293,6 +295,51 @@ class AccountBankConnection(models.Model):
                 run = self._saltedge_keep_run(run, trigger, started)
                 light = False
         return run, None
+
+    def _hand_to_odoo_reconciliation(self, commit):
+        """With Enterprise's accounting (``account_accountant``), the lines this connection
+        imported go through its automatic reconciliation right away, by the entry points
+        Odoo's own bank synchronization calls after its imports: the lines at once when
+        they are few, else its batched, time-limited scheduled pass (which commits between
+        batches and leaves the rest to its scheduled action).
+
+        The lines are those of the connection's journals that came from Salt Edge and that
+        the reconciliation never looked at (it marks each line it tries with
+        ``cron_last_check``): this run's, and any an earlier run imported before Enterprise
+        was there. Nothing of Enterprise is imported; on Community nothing happens.
+        A failure is logged and leaves the lines to Enterprise's scheduled pass."""
+        Line = self.env["account.bank.statement.line"].sudo()
+        if not self.journal_ids or not hasattr(Line, "_try_auto_reconcile_statement_lines"):
+            return
+        lines = Line.search(
+            [
+                ("journal_id", "in", self.journal_ids.ids),
+                ("saltedge_transaction_id", "!=", False),
+                ("is_reconciled", "=", False),
+                ("cron_last_check", "=", False),
+            ],
+            order="id",
+        )
+        if not lines:
+            return
+        try:
+            if len(lines) <= const.ODOO_RECONCILE_AT_ONCE:
+                with self.env.cr.savepoint():
+                    lines._try_auto_reconcile_statement_lines()
+            else:
+                lines._cron_try_auto_reconcile_statement_lines(
+                    batch_size=const.ODOO_RECONCILE_BATCH
+                )
+        except Exception as error:  # the scheduled pass tries them again
+            _logger.warning(
+                "Bank connection %s: Odoo's automatic reconciliation of %s new lines failed "
+                "(%s); its scheduled action will try them again.",
+                self.id,
+                len(lines),
+                type(error).__name__,
+            )
+        if commit:
+            commit_progress(self.env)
 
     def _saltedge_keep_run(self, run, trigger, started):
         """``run`` as it is in the database after a rollback, or made again when the
