@@ -20,3 +20,4 @@ from . import account_bank_connection_account_lines
 from . import account_bank_connection_statement
 from . import account_bank_import_run
 from . import account_bank_statement_line
+from . import account_bank_statement_file
