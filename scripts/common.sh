@@ -18,6 +18,16 @@ esac
 # Database names and logs of 18.0 stay as they always were; other series carry a suffix.
 if [ "$ODOO_VERSION" = 18.0 ]; then SERIES_SUFFIX=; else SERIES_SUFFIX=_${ODOO_VERSION%%.*}; fi
 ODOO_SRC=${ODOO_SRC:-$CACHE_HOME/odoo-src/$ODOO_VERSION}
+# community (the default) or enterprise: the separate pass that installs the addon next to
+# Odoo's Enterprise accounting, when the tree holds it, and runs only its own tests.
+ODOO_EDITION=${ODOO_EDITION:-community}
+# What the Enterprise pass installs next to the addon (account_accountant brings
+# account_online_synchronization with it; l10n_be_coda reads CODA files).
+ENTERPRISE_MODULES="account_accountant account_online_synchronization account_bank_statement_import_camt account_bank_statement_import_csv l10n_be_coda"
+case "$ODOO_EDITION" in
+    community | enterprise) ;;
+    *) printf '[%s] ODOO_EDITION=%s is not supported: use community or enterprise.\n' "$MODULE" "$ODOO_EDITION" >&2; exit 1 ;;
+esac
 ODOO_ARCHIVE_URL=${ODOO_ARCHIVE_URL:-https://github.com/odoo/odoo/archive/refs/heads/$ODOO_VERSION.tar.gz}
 PYTHON=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
@@ -96,6 +106,14 @@ odoo_i18n_export() {
 # instead from a copy made of hard links (no disk space, seconds) that holds only the
 # Community modules (an Enterprise manifest says license OEEL-1 or OPL-1).
 ensure_odoo_home() {
+    if [ "$ODOO_EDITION" = enterprise ]; then
+        # The pass next to Odoo's Enterprise modules runs from the whole tree.
+        [ "$ODOO_LAYOUT" = package ] || die "ODOO_EDITION=enterprise needs a packaged Odoo tree that holds the Enterprise modules."
+        ODOO_HOME=$(cd "$ODOO_SRC" && pwd -P)
+        ODOO_CMD=(-m odoo)
+        ODOO_ADDONS_PATH="$ODOO_HOME/odoo/addons"
+        return
+    fi
     if [ "$ODOO_LAYOUT" = source ]; then
         ODOO_HOME=$ODOO_SRC
         ODOO_CMD=("$ODOO_HOME/odoo-bin")

@@ -21,9 +21,30 @@ export ABC_PYTEST_LOG="$WORK/pytest-debug.log"
 : >"$ABC_SECRETS_FILE"
 write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
 
-log "Installing $MODULE into a fresh database $DB"
+# ODOO_EDITION=enterprise: the separate pass next to Odoo's Enterprise accounting. The
+# addon is installed with its bank synchronization, reconciliation and statement imports
+# (CODA, CAMT, CSV), and only the tests of that pass run (tests/test_enterprise*.py, and
+# in Odoo's runner the dashboard test tagged abc_enterprise_dashboard).
+INSTALL=$MODULE
+PYTEST_TARGETS=("$ADDONS_DIR/$MODULE/tests")
+if [ "$ODOO_EDITION" = enterprise ]; then
+    for needed in $ENTERPRISE_MODULES; do
+        if [ ! -f "$ODOO_HOME/odoo/addons/$needed/__manifest__.py" ]; then
+            log "Enterprise pass skipped: $ODOO_SRC has no Enterprise module $needed (the tests next to Odoo's Enterprise accounting need a tree that holds them)."
+            exit 0
+        fi
+    done
+    INSTALL="$MODULE,${ENTERPRISE_MODULES// /,}"
+    PYTEST_TARGETS=("$ADDONS_DIR/$MODULE"/tests/test_enterprise*.py)
+    BROWSER_TAGS=${ODOO_TEST_TAGS:-abc_enterprise_dashboard/$MODULE}
+    SKIP_SANDBOX=1
+    DB=${TEST_DB:-abc_test${SERIES_SUFFIX}_enterprise_$$}
+    write_odoo_conf "$WORK/odoo.conf" "$WORK/data" "$DB"
+fi
+
+log "Installing $INSTALL into a fresh database $DB"
 dropdb --if-exists "$DB" >/dev/null 2>&1 || true
-odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$MODULE" "${WITHOUT_DEMO[@]}" \
+odoo_bin -c "$WORK/odoo.conf" -d "$DB" -i "$INSTALL" "${WITHOUT_DEMO[@]}" \
     --stop-after-init --log-level=info >"$WORK/install.log" 2>&1 \
     || { tail -n 60 "$WORK/install.log" >&2; die "The module did not install."; }
 check_install_log "$WORK/install.log"
@@ -46,13 +67,13 @@ SQL
 
 # For work on one part: SKIP_PYTEST=1 / SKIP_SANDBOX=1 / SKIP_BROWSER=1, ODOO_TEST_TAGS narrows Odoo's runner
 # (e.g. post_install/account_bank_connection:TestCallbackFuzzing), arguments go to pytest.
-BROWSER_TAGS=${ODOO_TEST_TAGS:-post_install/$MODULE}
+BROWSER_TAGS=${BROWSER_TAGS:-${ODOO_TEST_TAGS:-post_install/$MODULE}}
 pytest_rc=0
 pytest_summary="=== 0 passed (skipped by SKIP_PYTEST) ==="
 if [ -z "${SKIP_PYTEST:-}" ]; then
 log "Running the tests with pytest-odoo"
 PYTHONPATH="$ROOT/scripts:$PYTHONPATH" python -m pytest -p no:cacheprovider -p pytest_post_install -p pytest_log_file --durations=10 --odoo-config="$WORK/odoo.conf" --odoo-database="$DB" \
-    "$ADDONS_DIR/$MODULE/tests" "$@" 2>&1 | tee "$WORK/pytest.log" || pytest_rc=$?
+    "${PYTEST_TARGETS[@]}" "$@" 2>&1 | tee "$WORK/pytest.log" || pytest_rc=$?
 pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$WORK/pytest.log" | tail -n 1)
 fi
 
@@ -105,6 +126,11 @@ if [ "$sandbox_rc" != 0 ] && [ "$s_failed" = 0 ]; then
 fi
 b_passed=$((b_run - b_failed - b_errors))
 echo
+if [ "$ODOO_EDITION" = enterprise ]; then
+    echo "Enterprise pass ($INSTALL): only the tests next to Odoo's Enterprise accounting ran."
+else
+    echo "The tests next to Odoo's Enterprise accounting were skipped (Community): they run with ODOO_EDITION=enterprise ODOO_VERSION=19.0 on a tree that holds the Enterprise modules."
+fi
 echo "pytest: $pytest_summary"
 echo "sandbox tests (pytest): $sandbox_summary"
 echo "browser tests (Odoo runner): $b_passed passed, $((b_failed + b_errors)) failed of $b_run"

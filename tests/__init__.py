@@ -16,3 +16,5 @@ from . import test_realistic_sandbox
 from . import test_database_constraints
 from . import test_rules
 from . import test_reconciliation_ready
+from . import test_enterprise
+from . import test_enterprise_browser

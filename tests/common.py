@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import os
 import time
+import unittest
 import uuid
 from unittest.mock import patch
 from urllib.parse import parse_qs, urlparse
@@ -33,6 +34,29 @@ BELFIUS_CURRENT = "BE56363123456788"
 BELFIUS_SAVINGS = "BE23363765432191"
 # The sandbox bank whose one account has SANDBOX_N_TRANSACTIONS (``n_transactions``).
 N_BANK = "fakebank_oauth_with_n_transactions_xf"
+
+
+# The tests next to Odoo's Enterprise accounting need these installed with the addon.
+ENTERPRISE_MODULES = (
+    "account_accountant",
+    "account_online_synchronization",
+    "account_bank_statement_import_camt",
+)
+
+
+def skip_without_enterprise(env):
+    """Skip the calling test class, saying why, unless Odoo's Enterprise accounting is
+    installed (the Enterprise pass of make test)."""
+    installed = env["ir.module.module"].search(
+        [("name", "in", ENTERPRISE_MODULES), ("state", "=", "installed")]
+    )
+    missing = set(ENTERPRISE_MODULES) - set(installed.mapped("name"))
+    if missing:
+        raise unittest.SkipTest(
+            "Odoo's Enterprise accounting is not installed here (missing: "
+            f"{', '.join(sorted(missing))}): these tests run in the Enterprise pass, "
+            "ODOO_EDITION=enterprise ODOO_VERSION=19.0 make test."
+        )
 
 
 def first_import(connection):
