@@ -46,6 +46,9 @@ class AccountBankStatement(models.Model):
         stay as the bank wrote them; one already in a statement stays there, and the new
         statement's starting balance takes its amount, as Odoo's import does for the lines
         it ignores."""
+        if "unique_import_id" not in self.env["account.bank.statement.line"]._fields:
+            # Community without a statement import module: no file import at all.
+            return 0, None
         commands = vals.get("line_ids") or []
         file_lines = [
             (index, command[2])
