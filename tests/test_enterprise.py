@@ -321,3 +321,74 @@ class TestNextToEnterprise(ImportMixin, BankConnectionCase):
             )._import_bank_statement(again)
         lines = self.Line.search([("journal_id", "=", self.kbc_journal.id)])
         self.assertEqual(len(lines), len(after))
+
+    def test_a_bank_files_statement_leaves_out_the_lines_we_imported(self):
+        """Every statement import (Enterprise's CODA, CAMT, CSV and CodaBox, OCA's file
+        imports) creates its statement with the file's lines, each with its
+        ``unique_import_id`` (a field those modules add): here in that shape. The lines we imported
+        are left out, counted (two equal payments in the file, one of ours: one is new),
+        and join the file's statement; a day we never imported is created."""
+        connection = self.connected(account_ibans=[KBC_CURRENT])
+        self.import_now(connection, "first")
+        journal = self.kbc_journal
+        ours = self.imported(journal).sorted(lambda line: (line.date, line.id))
+        first, second = ours[:2]
+        older = first.date - datetime.timedelta(days=30)
+        file_lines = [
+            (first.date, first.amount),
+            (second.date, second.amount),
+            (second.date, second.amount),
+            (older, 42.0),
+        ]
+        before = self.Line.search_count([("journal_id", "=", journal.id)])
+        statement = self.env["account.bank.statement"].create(
+            {
+                "name": "CODA 001",
+                "reference": "kbc-001.coda",
+                "journal_id": journal.id,
+                "line_ids": [
+                    Command.create(
+                        {
+                            "journal_id": journal.id,
+                            "date": day,
+                            "amount": amount,
+                            "payment_ref": f"file line {number}",
+                            "unique_import_id": f"BE73735012345660-{journal.id}-{number}",
+                        }
+                    )
+                    for number, (day, amount) in enumerate(file_lines, start=1)
+                ],
+            }
+        )
+        self.assertEqual(
+            self.Line.search_count([("journal_id", "=", journal.id)]),
+            before + 2,
+            "the second payment of that day and the older day's are new",
+        )
+        self.assertEqual(len(statement.line_ids), 4)
+        self.assertEqual(first.statement_id, statement)
+        self.assertEqual(second.statement_id, statement)
+        self.assertEqual(first.unique_import_id, f"BE73735012345660-{journal.id}-1")
+        self.assertEqual(second.unique_import_id, f"BE73735012345660-{journal.id}-2")
+        self.assertTrue(self.messages_of(connection, "2 transactions of kbc-001.coda"))
+        # A file of the days we imported and nothing else: only ours in its statement.
+        third = ours[2]
+        again = self.env["account.bank.statement"].create(
+            {
+                "name": "CODA 002",
+                "journal_id": journal.id,
+                "line_ids": [
+                    Command.create(
+                        {
+                            "journal_id": journal.id,
+                            "date": third.date,
+                            "amount": third.amount,
+                            "payment_ref": "file line",
+                            "unique_import_id": f"BE73735012345660-{journal.id}-9",
+                        }
+                    )
+                ],
+            }
+        )
+        self.assertEqual(again.line_ids, third)
+        self.assertEqual(self.Line.search_count([("journal_id", "=", journal.id)]), before + 2)
