@@ -16,7 +16,7 @@ from . import ledger
 from .errors import ApiError
 from .fetches import FetchAbandoned
 from .providers import PROVIDERS_BY_CODE
-from .state import iso
+from .state import iso, parse_iso
 
 UPDATES_PER_REFRESH = 3
 # What a test may not override in a hand-made transaction: the sandbox's own bookkeeping
@@ -293,6 +293,13 @@ class AccountBook:
             balance += sum(booked_amount(transaction["amount"]) for transaction in added)
             self._update_balance(account)
             account["balance"] = account["extra"]["available_amount"] = float(balance)
+            # Salt Edge's updated_at moves when transactions are added: always forward,
+            # a second at least, on a frozen clock too (it is written to the second).
+            before = connection.get("updated_at")
+            moment = self.state.now()
+            if before:
+                moment = max(moment, parse_iso(before) + datetime.timedelta(seconds=1))
+            connection["updated_at"] = iso(moment)
             self.state.save()
             return added
 

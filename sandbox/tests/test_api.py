@@ -168,6 +168,22 @@ class EndpointTest(SandboxCase):
         delta = round(after["balance"] - before["balance"], 2)
         self.assertAlmostEqual(delta, round(sum(t["amount"] for t in added), 2), places=2)
 
+    def test_added_transactions_move_the_connections_updated_at_even_on_a_frozen_clock(self):
+        customer_id = self.customer()
+        connection_id = self.connect(customer_id=customer_id)
+        self.control("POST", "/clock", {"freeze": True})
+        path = f"/connections/{connection_id}"
+        before = self.assert_call_ok("GET", path)["data"]["updated_at"]
+        self.control("POST", f"/connections/{connection_id}/add_transactions", {"count": 1})
+        once = self.assert_call_ok("GET", path)["data"]["updated_at"]
+        self.control("POST", f"/connections/{connection_id}/add_transactions", {"count": 1})
+        twice = self.assert_call_ok("GET", path)["data"]["updated_at"]
+        self.assertLess(before, once)
+        self.assertLess(once, twice)
+        listed = self.assert_call_ok("GET", "/connections", {"customer_id": customer_id})
+        entry = next(c for c in listed["data"] if c["id"] == connection_id)
+        self.assertEqual(entry, self.assert_call_ok("GET", path)["data"])
+
     def test_unknown_ids_and_missing_parameters(self):
         self.assert_error(self.client.call("GET", "/connections/12345"), 404, "ConnectionNotFound")
         self.assert_error(self.client.call("GET", "/transactions"), 400, "WrongRequestFormat")
