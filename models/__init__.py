@@ -15,6 +15,7 @@ from . import account_bank_connection_account
 from . import account_journal
 from . import account_bank_connection_import
 from . import account_bank_connection_run
+from . import account_bank_connection_idle
 from . import account_bank_connection_account_import
 from . import account_bank_connection_account_lines
 from . import account_bank_connection_statement

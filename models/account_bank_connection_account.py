@@ -3,7 +3,7 @@ from odoo.exceptions import AccessError, UserError
 
 from ..odoo_series import Constraint
 from ..saltedge_transactions import normalize_iban
-from .utils import fields_given
+from .utils import fields_given, write_changed
 
 
 class AccountBankConnectionAccount(models.Model):
@@ -111,6 +111,11 @@ class AccountBankConnectionAccount(models.Model):
             )
             vals = dict(vals, journal_had_lines=bool(had_lines))
         result = super().write(vals)
+        if {"journal_id", "last_transaction_id", "first_sync_done"} & vals.keys():
+            # A journal linked by hand, a cursor set back: the next hourly run reads the
+            # connection whatever Salt Edge's list says (see _connections_to_import).
+            for connection in self.connection_id.sudo():
+                write_changed(connection, {"saltedge_idle_key": False})
         if "journal_id" in vals:
             # A journal chosen by hand in the list is linked like an automatic match.
             for account in self.filtered("journal_id"):

@@ -149,14 +149,16 @@ class AccountBankConnection(models.Model):
     @api.model
     def _cron_import_transactions(self):
         """Scheduled, hourly: link the connections of connects the user never came back
-        from, then import every live bank. With Salt Edge's automatic refresh on, this
-        imports what Salt Edge fetched by itself; without it, it also asks for a
-        background refresh now and then (see ``_request_refresh``)."""
+        from, then import the live banks that have something new at Salt Edge (one list of
+        connections per company tells, see ``_connections_to_import``). With Salt Edge's
+        automatic refresh on, this imports what Salt Edge fetched by itself when its
+        callback was lost; without it, it also asks for a background refresh now and then
+        (see ``_request_refresh``)."""
         self._saltedge_link_unreturned()
         connections = self.sudo().search(
             ["|", ("state", "in", ("connected", "error")), ("import_requested", "=", True)]
         )
-        return self._import_each(connections, "cron")
+        return self._import_each(self._connections_to_import(connections), "cron")
 
     @api.model
     def _cron_import_requested(self):

@@ -125,7 +125,8 @@ class AccountBankConnection(models.Model):
             with self._import_step(commit):
                 # This run takes the request that started it; one made while it runs (a
                 # callback of newer data) stays for the next run.
-                write_changed(self, {"import_requested": False})
+                # Until this run has imported everything, the next hourly run reads it.
+                write_changed(self, {"import_requested": False, "saltedge_idle_key": False})
                 remote = self._saltedge_confirm(client)
                 if self.state != "connected":
                     return None, False
@@ -194,6 +195,10 @@ class AccountBankConnection(models.Model):
                 if not failures:
                     # With an account imported halfway the balances say nothing new.
                     self._flag_balance_mismatch(notes)
+                    if not light:
+                        # Everything Salt Edge had when the run read it: the hourly run
+                        # reads the connection again once its entry says otherwise.
+                        write_changed(self, {"saltedge_idle_key": self._saltedge_idle_key(remote)})
         counts.openings = openings
         if failures:
             raise next(iter(failures.values()))

@@ -18,3 +18,4 @@ from . import test_rules
 from . import test_reconciliation_ready
 from . import test_enterprise
 from . import test_enterprise_browser
+from . import test_idle

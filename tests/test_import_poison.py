@@ -201,7 +201,8 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
             self.remote_balance(connection, account),
             places=2,
         )
-        # The next runs go on: nothing skipped again, nothing said again.
+        # The next runs go on: nothing skipped again, nothing said again. (The first run
+        # asked Salt Edge for a refresh, so the next hour reads the connection again.)
         self.cron()
         self.add(connection, account, count=2)
         self.cron()
@@ -262,8 +263,13 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
         self.assertIn(str(refused["id"]), run.skipped_note)
         self.assertIn("abc_test_refused", run.skipped_note)
         self.assert_journal_holds_the_bank(connection, account, self.kbc_journal, skipped=[refused])
+        # Not skipped again: past the cursor, and nothing new at Salt Edge means no run.
+        self.cron()
+        self.assertEqual(self.runs_of(connection)[0], run)
+        self.add(connection, account, count=1)
         self.cron()
         self.assertEqual(self.runs_of(connection)[0].skipped_count, 0)
+        self.assertEqual(self.runs_of(connection)[0].created_count, 1)
 
     # --- one account's failure -----------------------------------------------------------
 
