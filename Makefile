@@ -6,7 +6,7 @@ RATE ?= 200
 DURATION ?= 10
 WORKERS ?= 4
 
-.PHONY: help test run lint sandbox i18n bench screenshots loadtest
+.PHONY: help test run lint sandbox i18n bench bench-idle screenshots loadtest
 
 help:
 	@echo "make run      the demo: Odoo on http://localhost:8069 (admin/admin) with the Salt Edge sandbox"
@@ -15,6 +15,7 @@ help:
 	@echo "make sandbox  the local Salt Edge sandbox in the foreground"
 	@echo "make i18n     refresh i18n/*.pot and the nl/fr .po files from the code"
 	@echo "make bench    the import of 1,000 and N=10000 transactions against a same-shape baseline, REPEAT=3 alternating runs; checks the goals"
+	@echo "make bench-idle  one hourly import with nothing new at Salt Edge, for 1, 100 and 1,000 connections (also the end of make bench)"
 	@echo "make screenshots  make the README's pictures again (docs/screenshots/) from a throw-away demo"
 	@echo "make loadtest CPU of a signed callback over a bare Odoo request, phases of RATE=200 a second for DURATION=10 s, REPEAT=2, WORKERS=4: ratio ≤ 2, each applied once"
 
@@ -35,6 +36,10 @@ i18n:
 
 bench:
 	@bash scripts/bench.sh $(N)
+	@bash scripts/bench_idle.sh
+
+bench-idle:
+	@bash scripts/bench_idle.sh
 
 screenshots:
 	@bash scripts/screenshots.sh
