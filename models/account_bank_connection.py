@@ -178,6 +178,7 @@ class AccountBankConnection(models.Model):
             "next_refresh_possible_at",
             "balance_mismatch_note",
             "resume_run_id",
+            "saltedge_idle_key",
             "statements_after_line_id",
             "import_run_ids",
             "reminder_ids",

@@ -374,6 +374,8 @@ class TestAccessMatrix(AccessRolesMixin, BankConnectionCase):
                 "balance_mismatch_note": "",
                 # Another run would take this connection's import into its history.
                 "resume_run_id": self.run.id,
+                # Would make the hourly import skip a connection with something new.
+                "saltedge_idle_key": "1:6:True|x|x|active|1",
                 # Would file lines imported before the setting was on into statements.
                 "statements_after_line_id": 0,
                 "import_run_ids": [Command.set([])],

@@ -201,15 +201,17 @@ class TestPoisonTransactions(PoisonMixin, BankConnectionCase):
             self.remote_balance(connection, account),
             places=2,
         )
-        # The next runs go on: nothing skipped again, nothing said again. (The first run
-        # asked Salt Edge for a refresh, so the next hour reads the connection again.)
+        # The next hours go on: nothing skipped again, nothing said again. (Whether the
+        # first of them reads the connection again depends on where the refresh the run
+        # asked for stood when it ended: with nothing new it makes no run at all.)
         self.cron()
         self.add(connection, account, count=2)
         self.cron()
-        runs = self.runs_of(connection)
-        self.assertEqual(runs[:2].mapped("state"), ["done", "done"])
-        self.assertEqual(runs[:2].mapped("skipped_count"), [0, 0])
-        self.assertEqual(runs[0].created_count, 2)
+        later = self.runs_of(connection).filtered(lambda later_run: later_run.id > run.id)
+        self.assertTrue(later)
+        self.assertEqual(set(later.mapped("state")), {"done"})
+        self.assertEqual(set(later.mapped("skipped_count")), {0})
+        self.assertEqual(later[0].created_count, 2)
         self.assertEqual(len(self.skip_messages(connection)), 1)
         self.assertEqual(len(self.remote_transactions(connection, account)), len(remote) + 2)
         self.assert_journal_holds_the_bank(
